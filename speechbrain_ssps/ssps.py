@@ -1,0 +1,761 @@
+"""Self-Supervised Positive Sampling (SSPS).
+
+SSPS replaces the same-utterance positive of a self-supervised speaker
+framework (DINO, SimCLR) by the embedding of *another* utterance that the
+model itself believes is spoken by the same speaker, recorded in another
+condition (T. Lepage and R. Dehak, "SSPS: Self-Supervised Positive Sampling
+for Robust Self-Supervised Speaker Verification", Interspeech 2025,
+arXiv 2505.14561).
+
+The module holds two memory queues:
+
+* the **reference queue** ``Q^``: one row per training utterance (keyed by the
+  utterance index, not circular) with the latest L2-normalised
+  representation of its clean reference crop, and a *filled* mark;
+* the **positive queue** ``Q'``: a FIFO ring of the last ``queue_size``
+  positive-branch embeddings (``pos_views`` of them per entry, of size
+  ``pos_dim``) with their utterance index.
+
+At the start of every active epoch, spherical k-means clusters the filled
+rows of the reference queue and the table of each cluster's ``num_neighbors``
+nearest clusters is built. At every active step, each anchor draws a target
+cluster (its own: ``"scs"``; one of its nearest: ``"ncs"``) and then,
+uniformly, an entry of the positive queue whose utterance belongs to that
+cluster and is not the anchor itself; without candidates, the ordinary
+positive is kept.
+
+Sampling is fully vectorised. Each slot of the positive queue has the unique
+key ``(cluster * N + utterance) * Q + slot`` (``N`` utterances, ``Q`` slots);
+the sorted keys are rebuilt once per clustering and then updated by a merge
+at every queue update (O(Q) memory passes, no sort). A cluster's candidates
+are one contiguous segment of the sorted keys and the anchor's own entries a
+contiguous sub-segment of it: four ``searchsorted`` calls give every anchor
+both, so one uniform draw per anchor picks a candidate exactly uniformly
+while skipping the anchor itself, and ``key % Q`` is the chosen slot.
+
+Authors
+ * speechbrain-ssps contributors
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
+
+from speechbrain_ssps import distributed
+from speechbrain_ssps.kmeans import spherical_kmeans
+
+SAMPLING_METHODS = ("scs", "ncs")
+_NEIGHBOUR_CHUNK = 1024
+# Multiplier mixing (seed, rank, call) into one 63-bit seed per draw.
+_SEED_STRIDE = 1_000_003
+
+
+def _as_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return {
+            "float32": torch.float32,
+            "float16": torch.float16,
+            "bfloat16": torch.bfloat16,
+        }[dtype]
+    except KeyError:
+        raise ValueError(
+            f"queue_dtype must be float32, float16 or bfloat16, got {dtype!r}"
+        ) from None
+
+
+def _label_codes(labels: Union[Sequence, torch.Tensor], n: int, name: str):
+    if isinstance(labels, torch.Tensor):
+        labels = labels.cpu().numpy()
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(
+            f"set_labels: {name} must hold one label per utterance "
+            f"({n}), got shape {labels.shape}"
+        )
+    _, codes = np.unique(labels, return_inverse=True)
+    return torch.from_numpy(codes.astype(np.int64))
+
+
+@register_checkpoint_hooks
+class SSPS(torch.nn.Module):
+    """Self-Supervised Positive Sampling: queues, clustering and sampling.
+
+    Epochs are SpeechBrain's 1-based epochs: the queues are filled from epoch
+    ``start_epoch - 1`` and positives are swapped from ``start_epoch`` on.
+    A training step calls, in this order, ``sample`` (for the batch's
+    anchors), ``swap`` (on the positive-branch embeddings), the framework's
+    loss, then ``update`` (pushes the batch into the queues). Under
+    ``torch.distributed`` every rank samples for its own anchors, ``update``
+    gathers all ranks' rows so that the queues stay identical everywhere,
+    and k-means runs on rank 0 and is broadcast.
+
+    Arguments
+    ---------
+    num_utterances : int
+        N, the number of training utterances (rows of the reference queue).
+    repr_dim : int
+        D, the size of the reference representations (encoder output).
+    pos_dim : int
+        P, the size of each stored positive embedding.
+    pos_views : int
+        V, how many embeddings each positive-queue entry holds (DINO: the 2
+        teacher global views; SimCLR: 1).
+    queue_size : int
+        |Q'|, the number of entries of the positive queue (paper: 25,000).
+    num_clusters : int
+        K of the k-means on the reference queue (paper: 25,000).
+    sampling : str
+        ``"scs"`` (same cluster) or ``"ncs"`` (one of the ``num_neighbors``
+        nearest other clusters; the paper's best setting with M = 1).
+    num_neighbors : int
+        M, the number of nearest clusters used by ``"ncs"``.
+    start_epoch : int
+        First (1-based) epoch whose positives are replaced; must be >= 2 so
+        that one epoch fills the queues first.
+    kmeans_iters : int
+        Lloyd iterations of the k-means run at each active epoch start.
+    seed : int
+        Seeds the k-means and the sampler (each draw is seeded from
+        ``(seed, rank, number of earlier draws)``, so resuming is exact).
+    queue_dtype : str or torch.dtype
+        Storage type of both queues (``"float16"`` halves their memory);
+        values are returned in the caller's dtype.
+    kmeans_backend : str
+        Backend of :func:`speechbrain_ssps.kmeans.spherical_kmeans`.
+
+    Example
+    -------
+    >>> ssps = SSPS(num_utterances=8, repr_dim=4, pos_dim=3, queue_size=8,
+    ...             num_clusters=2, sampling="scs", start_epoch=2)
+    >>> ssps.on_epoch_start(1)
+    >>> ssps.filling, ssps.active
+    (True, False)
+    >>> idx = torch.arange(8)
+    >>> y = torch.randn(8, 4)
+    >>> ssps.update(idx, y, torch.randn(1, 8, 3))
+    >>> ssps.on_epoch_start(2)
+    >>> pos = ssps.sample(idx)
+    >>> bool((pos != idx).all())
+    True
+    >>> ssps.swap(torch.zeros(1, 8, 3)).shape
+    torch.Size([1, 8, 3])
+    """
+
+    def __init__(
+        self,
+        num_utterances: int,
+        repr_dim: int,
+        pos_dim: int,
+        pos_views: int = 1,
+        queue_size: int = 25000,
+        num_clusters: int = 25000,
+        sampling: str = "ncs",
+        num_neighbors: int = 1,
+        start_epoch: int = 2,
+        kmeans_iters: int = 10,
+        seed: int = 0,
+        queue_dtype: Union[str, torch.dtype] = "float32",
+        kmeans_backend: str = "auto",
+    ):
+        super().__init__()
+        for name, value in (
+            ("num_utterances", num_utterances),
+            ("repr_dim", repr_dim),
+            ("pos_dim", pos_dim),
+            ("pos_views", pos_views),
+            ("queue_size", queue_size),
+            ("num_clusters", num_clusters),
+            ("num_neighbors", num_neighbors),
+            ("kmeans_iters", kmeans_iters),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(
+                    f"SSPS: {name} must be a positive integer, got {value!r}"
+                )
+        if sampling not in SAMPLING_METHODS:
+            raise ValueError(
+                f"SSPS: sampling must be one of {SAMPLING_METHODS}, "
+                f"got {sampling!r}"
+            )
+        if num_clusters > num_utterances:
+            raise ValueError(
+                f"SSPS: num_clusters ({num_clusters}) is larger than "
+                f"num_utterances ({num_utterances})"
+            )
+        if sampling == "ncs" and num_neighbors >= num_clusters:
+            raise ValueError(
+                f"SSPS: num_neighbors ({num_neighbors}) must be smaller than "
+                f"num_clusters ({num_clusters})"
+            )
+        if int(start_epoch) != start_epoch or start_epoch < 2:
+            raise ValueError(
+                f"SSPS: start_epoch must be an integer >= 2 (epoch "
+                f"start_epoch - 1 fills the queues), got {start_epoch!r}"
+            )
+        self.num_utterances = int(num_utterances)
+        self.repr_dim = int(repr_dim)
+        self.pos_dim = int(pos_dim)
+        self.pos_views = int(pos_views)
+        self.queue_size = int(queue_size)
+        self.num_clusters = int(num_clusters)
+        self.sampling = sampling
+        self.num_neighbors = int(num_neighbors)
+        self.start_epoch = int(start_epoch)
+        self.kmeans_iters = int(kmeans_iters)
+        self.seed = int(seed)
+        self.queue_dtype = _as_dtype(queue_dtype)
+        self.kmeans_backend = kmeans_backend
+
+        n, q, k = self.num_utterances, self.queue_size, self.num_clusters
+        m = self.num_neighbors if sampling == "ncs" else 1
+        dt = self.queue_dtype
+        self.register_buffer("ref_queue", torch.zeros(n, repr_dim, dtype=dt))
+        self.register_buffer("ref_filled", torch.zeros(n, dtype=torch.bool))
+        self.register_buffer(
+            "pos_queue", torch.zeros(pos_views, q, pos_dim, dtype=dt)
+        )
+        self.register_buffer(
+            "pos_indices", torch.full((q,), -1, dtype=torch.long)
+        )
+        self.register_buffer("pos_ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer(
+            "assignments", torch.full((n,), -1, dtype=torch.long)
+        )
+        self.register_buffer("centroids", torch.zeros(k, repr_dim))
+        self.register_buffer(
+            "neighbors", torch.full((k, m), -1, dtype=torch.long)
+        )
+        # Derived (rebuilt on load): positive-queue slots sorted by key.
+        self.register_buffer(
+            "_sorted_keys", n * k * q + torch.arange(q), persistent=False
+        )
+        self.register_buffer(
+            "_speakers", torch.empty(0, dtype=torch.long), persistent=False
+        )
+        self.register_buffer(
+            "_videos", torch.empty(0, dtype=torch.long), persistent=False
+        )
+        # Per-epoch counters: anchors, covered, same speaker, same video.
+        self.register_buffer(
+            "_counts", torch.zeros(4, dtype=torch.float64), persistent=False
+        )
+        self.epoch = 0
+        self.clustered_epoch = -1
+        self.num_draws = 0
+        self.kmeans_seconds = 0.0
+        self.nmi: Dict[str, float] = {}
+        self._has_clusters = False
+        self._last_slots: Optional[torch.Tensor] = None
+
+    # ------------------------------------------------------------------
+    # Schedule
+    # ------------------------------------------------------------------
+    @property
+    def filling(self) -> bool:
+        """Whether ``update`` writes the queues in the current epoch."""
+        return self.epoch >= self.start_epoch - 1
+
+    @property
+    def active(self) -> bool:
+        """Whether positives are replaced in the current epoch."""
+        return self.epoch >= self.start_epoch
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Enters a (1-based) epoch; clusters the reference queue if active.
+
+        Re-entering the epoch that was already clustered (a resumed run)
+        keeps the restored clustering and counters, so the run continues
+        exactly as it would have without the interruption.
+
+        Arguments
+        ---------
+        epoch : int
+            SpeechBrain's 1-based epoch number.
+        """
+        epoch = int(epoch)
+        if epoch == self.epoch and epoch == self.clustered_epoch:
+            return
+        self.epoch = epoch
+        self._counts.zero_()
+        if self.active:
+            self.cluster()
+
+    def cluster(self) -> None:
+        """Runs spherical k-means on the filled rows and installs it."""
+        rows = self.ref_filled.nonzero().squeeze(1)
+        if rows.numel() < self.num_clusters:
+            raise ValueError(
+                f"SSPS: num_clusters ({self.num_clusters}) is larger than "
+                f"the number of filled reference-queue rows "
+                f"({rows.numel()} of {self.num_utterances}) at epoch "
+                f"{self.epoch}; lower num_clusters or start SSPS later"
+            )
+        start = time.perf_counter()
+        dev = self.ref_queue.device
+        centroids = torch.zeros_like(self.centroids)
+        assignments = torch.full_like(self.assignments, -1)
+        if distributed.rank() == 0:
+            result = spherical_kmeans(
+                self.ref_queue[rows].float(),
+                self.num_clusters,
+                num_iters=self.kmeans_iters,
+                seed=self.seed + self.epoch,
+                backend=self.kmeans_backend,
+            )
+            centroids = result.centroids.to(dev)
+            assignments[rows] = result.assignments.to(dev)
+        if distributed.is_distributed():
+            torch.distributed.broadcast(centroids, src=0)
+            torch.distributed.broadcast(assignments, src=0)
+        self.kmeans_seconds = time.perf_counter() - start
+        self.set_clusters(assignments, centroids)
+
+    def set_clusters(
+        self, assignments: torch.Tensor, centroids: torch.Tensor
+    ) -> None:
+        """Installs a clustering of the utterances.
+
+        Arguments
+        ---------
+        assignments : torch.Tensor
+            LongTensor[N], the cluster of each utterance, -1 = not assigned.
+        centroids : torch.Tensor
+            Tensor[K, D], the cluster centroids (normalised here).
+        """
+        k, d = self.centroids.shape
+        if tuple(centroids.shape) != (k, d):
+            raise ValueError(
+                f"set_clusters: centroids must have shape {(k, d)}, "
+                f"got {tuple(centroids.shape)}"
+            )
+        if tuple(assignments.shape) != (self.num_utterances,):
+            raise ValueError(
+                f"set_clusters: assignments must have shape "
+                f"({self.num_utterances},), got {tuple(assignments.shape)}"
+            )
+        assignments = assignments.to(self.assignments.device, torch.long)
+        if bool((assignments >= k).any() | (assignments < -1).any()):
+            raise ValueError(
+                f"set_clusters: assignments must lie in [-1, {k - 1}]"
+            )
+        self.assignments.copy_(assignments)
+        self.centroids.copy_(F.normalize(centroids.float(), dim=1))
+        if self.sampling == "ncs":
+            self.neighbors.copy_(self._nearest_clusters(self.centroids))
+        else:
+            self.neighbors.copy_(
+                torch.arange(k, device=self.neighbors.device).unsqueeze(1)
+            )
+        self._has_clusters = True
+        self.clustered_epoch = self.epoch
+        self._rebuild_index()
+        if self._speakers.numel():
+            self._compute_nmi()
+
+    def _nearest_clusters(self, centroids: torch.Tensor) -> torch.Tensor:
+        """The ``num_neighbors`` most similar other centroids of each."""
+        k = centroids.shape[0]
+        out = torch.empty(
+            k, self.num_neighbors, dtype=torch.long, device=centroids.device
+        )
+        for lo in range(0, k, _NEIGHBOUR_CHUNK):
+            hi = min(lo + _NEIGHBOUR_CHUNK, k)
+            sim = centroids[lo:hi] @ centroids.T
+            own = torch.arange(lo, hi, device=sim.device)
+            sim[torch.arange(hi - lo, device=sim.device), own] = -math.inf
+            out[lo:hi] = sim.topk(self.num_neighbors, dim=1).indices
+        return out
+
+    # ------------------------------------------------------------------
+    # Sorted cluster -> queue-slot index
+    # ------------------------------------------------------------------
+    def _slot_keys(self, slots: torch.Tensor) -> torch.Tensor:
+        """Unique key ``(cluster * N + utterance) * Q + slot`` of slots.
+
+        Slots that are empty or hold an unassigned utterance get the key
+        ``K * N * Q + slot``, after every valid one.
+        """
+        n, q = self.num_utterances, self.queue_size
+        utterances = self.pos_indices[slots]
+        cluster = self.assignments[utterances.clamp(min=0)]
+        valid = (utterances >= 0) & (cluster >= 0)
+        group = torch.where(
+            valid,
+            cluster * n + utterances,
+            torch.full_like(cluster, n * self.num_clusters),
+        )
+        return group * q + slots
+
+    def _rebuild_index(self) -> None:
+        slots = torch.arange(self.queue_size, device=self.pos_indices.device)
+        self._sorted_keys = torch.sort(self._slot_keys(slots)).values
+
+    def _replace_in_index(self, slots: torch.Tensor, old_keys: torch.Tensor):
+        """Replaces the keys of ``slots`` (distinct) by a sorted merge."""
+        q, b = self.queue_size, slots.numel()
+        if b * 8 >= q:  # a merge is not worth it: sort from scratch
+            self._rebuild_index()
+            return
+        keys = self._sorted_keys
+        keep = torch.ones_like(keys, dtype=torch.bool)
+        keep[torch.searchsorted(keys, old_keys)] = False
+        kept = keys.masked_select(keep)
+        new = torch.sort(self._slot_keys(slots)).values
+        new_pos = torch.searchsorted(kept, new) + torch.arange(
+            b, device=keys.device
+        )
+        is_new = torch.zeros_like(keep)
+        is_new[new_pos] = True
+        keys.masked_scatter_(~is_new, kept)
+        keys[new_pos] = new
+
+    # ------------------------------------------------------------------
+    # Step: sample -> swap -> (loss) -> update
+    # ------------------------------------------------------------------
+    def _check_indices(self, indices: torch.Tensor, where: str):
+        if indices.dim() != 1 or indices.dtype not in (torch.long, torch.int):
+            raise ValueError(
+                f"SSPS.{where}: indices must be a 1-D integer tensor, got "
+                f"{indices.dtype} of shape {tuple(indices.shape)}"
+            )
+        if indices.numel() and bool(
+            (indices.min() < 0) | (indices.max() >= self.num_utterances)
+        ):
+            raise ValueError(
+                f"SSPS.{where}: utterance indices must lie in "
+                f"[0, {self.num_utterances - 1}]"
+            )
+
+    def _uniform(self, count: int) -> torch.Tensor:
+        """Uniform draws in [0, 1), seeded by (seed, rank, draw number)."""
+        gen = torch.Generator()
+        gen.manual_seed(
+            (self.seed * _SEED_STRIDE + distributed.rank()) * _SEED_STRIDE
+            + self.num_draws
+        )
+        self.num_draws += 1
+        return torch.rand(count, generator=gen, dtype=torch.float64)
+
+    @torch.no_grad()
+    def sample(self, indices: torch.Tensor) -> torch.Tensor:
+        """Draws a pseudo-positive for each anchor.
+
+        Arguments
+        ---------
+        indices : torch.Tensor
+            LongTensor[B], the utterance index of each anchor.
+
+        Returns
+        -------
+        torch.Tensor
+            LongTensor[B], the utterance index of each anchor's
+            pseudo-positive, or -1 where the ordinary positive is kept (SSPS
+            inactive, anchor not clustered, or no candidate in the queue).
+        """
+        self._check_indices(indices, "sample")
+        dev = self.pos_indices.device
+        indices = indices.to(dev)
+        b = indices.numel()
+        if not (self.active and self._has_clusters):
+            self._last_slots = torch.full(
+                (b,), -1, dtype=torch.long, device=dev
+            )
+            return self._last_slots.clone()
+        n = self.num_utterances
+        u = self._uniform(2 * b).to(dev)
+        own = self.assignments[indices]
+        column = (u[b:] * self.neighbors.shape[1]).long()
+        column.clamp_(max=self.neighbors.shape[1] - 1)
+        target = self.neighbors[own.clamp(min=0), column]
+        target = torch.where(own >= 0, target, torch.full_like(target, -1))
+
+        keys = self._sorted_keys
+        q = self.queue_size
+        group = target.clamp(min=0) * n
+        seg_lo = torch.searchsorted(keys, group * q)
+        seg_hi = torch.searchsorted(keys, (group + n) * q)
+        self_lo = torch.searchsorted(keys, (group + indices) * q)
+        n_self = torch.searchsorted(keys, (group + indices + 1) * q) - self_lo
+        count = seg_hi - seg_lo - n_self
+        found = (target >= 0) & (count > 0)
+        pick = (u[:b] * count.clamp(min=1)).long()
+        pick = torch.minimum(pick, (count - 1).clamp(min=0))
+        pos = seg_lo + pick
+        pos = pos + n_self * (pos >= self_lo)
+        slots = keys[pos.clamp(max=q - 1)] % q
+        slots = torch.where(found, slots, torch.full_like(slots, -1))
+        self._last_slots = slots
+        positives = torch.where(
+            found,
+            self.pos_indices[slots.clamp(min=0)],
+            torch.full_like(slots, -1),
+        )
+        self._count(indices, positives, found)
+        return positives
+
+    def _count(self, anchors, positives, found) -> None:
+        stats = [
+            torch.tensor(float(anchors.numel()), device=found.device),
+            found.sum(),
+        ]
+        if self._speakers.numel():
+            safe = positives.clamp(min=0)
+            for labels in (self._speakers, self._videos):
+                same = found & (labels[safe] == labels[anchors])
+                stats.append(same.sum())
+        else:
+            stats += [found.new_zeros(()), found.new_zeros(())]
+        self._counts += torch.stack(stats).to(self._counts)
+
+    def swap(self, z_pos: torch.Tensor) -> torch.Tensor:
+        """Replaces positives by the pseudo-positives of the last ``sample``.
+
+        Arguments
+        ---------
+        z_pos : torch.Tensor
+            Tensor[V, B, P], the ordinary positive embeddings of the batch.
+
+        Returns
+        -------
+        torch.Tensor
+            Tensor[V, B, P] in ``z_pos``'s dtype: rows of anchors that got a
+            pseudo-positive hold the stored embeddings (no gradient), the
+            others are ``z_pos``'s rows (gradient preserved).
+        """
+        if self._last_slots is None:
+            raise RuntimeError("SSPS.swap called before SSPS.sample")
+        expected = (self.pos_views, self._last_slots.numel(), self.pos_dim)
+        if tuple(z_pos.shape) != expected:
+            raise ValueError(
+                f"SSPS.swap: z_pos must have shape {expected} (views, batch, "
+                f"pos_dim), got {tuple(z_pos.shape)}"
+            )
+        slots = self._last_slots.to(z_pos.device)
+        stored = self.pos_queue[:, slots.clamp(min=0)].to(z_pos)
+        return torch.where((slots >= 0)[None, :, None], stored, z_pos)
+
+    @torch.no_grad()
+    def update(
+        self, indices: torch.Tensor, y_ref: torch.Tensor, z_pos: torch.Tensor
+    ) -> None:
+        """Pushes a batch into both queues (a no-op before filling starts).
+
+        Under ``torch.distributed`` all ranks' rows are gathered (in rank
+        order), so every rank holds identical queues.
+
+        Arguments
+        ---------
+        indices : torch.Tensor
+            LongTensor[B], the utterance index of each item.
+        y_ref : torch.Tensor
+            Tensor[B, D], representations of the reference crops (normalised
+            here).
+        z_pos : torch.Tensor
+            Tensor[V, B, P], the ordinary positive embeddings to store.
+        """
+        self._check_indices(indices, "update")
+        b = indices.numel()
+        if tuple(y_ref.shape) != (b, self.repr_dim):
+            raise ValueError(
+                f"SSPS.update: y_ref must have shape {(b, self.repr_dim)}, "
+                f"got {tuple(y_ref.shape)}"
+            )
+        if tuple(z_pos.shape) != (self.pos_views, b, self.pos_dim):
+            raise ValueError(
+                f"SSPS.update: z_pos must have shape "
+                f"{(self.pos_views, b, self.pos_dim)}, got "
+                f"{tuple(z_pos.shape)}"
+            )
+        if not self.filling:
+            return
+        dev = self.ref_queue.device
+        indices = distributed.all_gather_no_grad(indices.to(dev))
+        y_ref = distributed.all_gather_no_grad(y_ref.detach().to(dev))
+        z_pos = distributed.all_gather_no_grad(z_pos.detach().to(dev), dim=1)
+
+        self.ref_queue[indices] = F.normalize(y_ref.float(), dim=1).to(
+            self.queue_dtype
+        )
+        self.ref_filled[indices] = True
+
+        q = self.queue_size
+        if indices.numel() > q:  # only the newest q entries survive
+            indices, z_pos = indices[-q:], z_pos[:, -q:]
+        count = indices.numel()
+        slots = (self.pos_ptr + torch.arange(count, device=dev)) % q
+        old_keys = self._slot_keys(slots) if self._has_clusters else None
+        self.pos_queue[:, slots] = z_pos.to(self.queue_dtype)
+        self.pos_indices[slots] = indices
+        self.pos_ptr.copy_((self.pos_ptr + count) % q)
+        if self._has_clusters:
+            self._replace_in_index(slots, old_keys)
+
+    # ------------------------------------------------------------------
+    # Diagnostics
+    # ------------------------------------------------------------------
+    def set_labels(
+        self,
+        speakers: Union[Sequence, torch.Tensor],
+        videos: Union[Sequence, torch.Tensor],
+    ) -> None:
+        """Gives speaker and video labels, for diagnostics only.
+
+        They are never used for sampling; they make ``metrics`` report the
+        pseudo-positive speaker/video accuracies and the NMI of the k-means
+        assignments.
+
+        Arguments
+        ---------
+        speakers : sequence or torch.Tensor
+            One speaker label (any hashable) per utterance.
+        videos : sequence or torch.Tensor
+            One video/session label per utterance.
+        """
+        dev = self.assignments.device
+        self._speakers = _label_codes(
+            speakers, self.num_utterances, "speakers"
+        ).to(dev)
+        self._videos = _label_codes(videos, self.num_utterances, "videos").to(
+            dev
+        )
+        if self._has_clusters:
+            self._compute_nmi()
+
+    def _compute_nmi(self) -> None:
+        from sklearn.metrics import normalized_mutual_info_score
+
+        rows = (self.assignments >= 0).nonzero().squeeze(1)
+        pred = self.assignments[rows].cpu().numpy()
+        self.nmi = {
+            f"nmi_{name}": float(
+                normalized_mutual_info_score(labels[rows].cpu().numpy(), pred)
+            )
+            for name, labels in (
+                ("speaker", self._speakers),
+                ("video", self._videos),
+            )
+        }
+
+    def metrics(self) -> Dict[str, float]:
+        """Diagnostics of the current epoch.
+
+        Under ``torch.distributed`` the step counters are summed over ranks,
+        so every rank must call this.
+
+        Returns
+        -------
+        dict
+            ``coverage`` (fraction of anchors that got a pseudo-positive),
+            ``kmeans_seconds``, ``filled`` (fraction of the reference queue
+            written); with labels, ``speaker_acc`` and ``video_acc`` (among
+            pseudo-positives, the fraction from the anchor's speaker / video)
+            and ``nmi_speaker``, ``nmi_video`` of the k-means assignments.
+        """
+        counts = self._counts.clone()
+        if distributed.is_distributed():
+            torch.distributed.all_reduce(counts)
+        anchors, covered, same_spk, same_vid = counts.tolist()
+        out = {
+            "coverage": covered / anchors if anchors else 0.0,
+            "kmeans_seconds": float(self.kmeans_seconds),
+            "filled": float(self.ref_filled.float().mean()),
+        }
+        if self._speakers.numel():
+            out["speaker_acc"] = same_spk / covered if covered else 0.0
+            out["video_acc"] = same_vid / covered if covered else 0.0
+            out.update(self.nmi)
+        return out
+
+    # ------------------------------------------------------------------
+    # Checkpointing
+    # ------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        """Plain-Python state that is not a buffer (saved with the queues)."""
+        return {
+            "epoch": self.epoch,
+            "clustered_epoch": self.clustered_epoch,
+            "num_draws": self.num_draws,
+            "kmeans_seconds": float(self.kmeans_seconds),
+            "nmi": dict(self.nmi),
+            "has_clusters": self._has_clusters,
+            "counts": self._counts.cpu(),
+        }
+
+    @mark_as_saver
+    def _save(self, path) -> None:
+        state = {
+            "buffers": {k: v.cpu() for k, v in self.state_dict().items()},
+            "extra": self.extra_state(),
+        }
+        torch.save(state, path)
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch: bool = False) -> None:
+        del end_of_epoch  # the state is the same either way
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.load_state_dict(state["buffers"])
+        extra = state["extra"]
+        self.epoch = int(extra["epoch"])
+        self.clustered_epoch = int(extra["clustered_epoch"])
+        self.num_draws = int(extra["num_draws"])
+        self.kmeans_seconds = float(extra["kmeans_seconds"])
+        self.nmi = {k: float(v) for k, v in extra["nmi"].items()}
+        self._has_clusters = bool(extra["has_clusters"])
+        self._counts.copy_(extra["counts"])
+        self._last_slots = None
+        if self._has_clusters:
+            self._rebuild_index()
+
+
+def _demo() -> None:  # pragma: no cover - exercised by the README command
+    """Runs SSPS on synthetic speakers recorded on several channels."""
+    torch.manual_seed(0)
+    speakers, videos, per_video, dim = 40, 4, 5, 32
+    n = speakers * videos * per_video
+    spk = torch.arange(n) // (videos * per_video)
+    vid = torch.arange(n) // per_video
+    voice = F.normalize(torch.randn(speakers, dim), dim=1)
+    channel = F.normalize(torch.randn(speakers * videos, dim), dim=1)
+    emb = F.normalize(
+        voice[spk] + 0.6 * channel[vid] + 0.1 * torch.randn(n, dim), dim=1
+    )
+    ssps = SSPS(
+        n,
+        dim,
+        dim,
+        queue_size=n,
+        num_clusters=speakers * videos,
+        sampling="ncs",
+        num_neighbors=1,
+        start_epoch=2,
+    )
+    ssps.set_labels(spk, vid)
+    for epoch in (1, 2):
+        ssps.on_epoch_start(epoch)
+        for batch in torch.randperm(n).split(64):
+            if len(batch) < 64:
+                continue
+            ssps.sample(batch)
+            ssps.swap(emb[batch].unsqueeze(0))
+            ssps.update(batch, emb[batch], emb[batch].unsqueeze(0))
+        print(
+            f"epoch {epoch}: "
+            + ", ".join(f"{k}={v:.3f}" for k, v in ssps.metrics().items())
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _demo()
