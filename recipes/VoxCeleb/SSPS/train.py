@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Self-supervised speaker embeddings with DINO or SimCLR, with or without
+SSPS (Self-Supervised Positive Sampling), on VoxCeleb.
+
+The algorithm lives in the ``speechbrain_ssps`` package; this script wires
+data preparation, the data pipeline and ``SSLBrain``.
+
+To run (single process)::
+
+    python train.py hparams/dino_ssps.yaml --data_folder=/data/voxceleb2
+
+Several GPUs (the batch size is per process)::
+
+    torchrun --standalone --nproc_per_node=4 train.py \
+        hparams/dino_ssps.yaml --data_folder=/data/voxceleb2 --batch_size=32
+
+Supported yamls: ``dino.yaml``, ``dino_ssps.yaml``, ``simclr.yaml``,
+``simclr_ssps.yaml`` (paper settings) and ``minivox_*.yaml`` (the embedded
+synthetic corpus). An interrupted run resumes from its last checkpoint when
+the same command is run again.
+
+Authors
+ * speechbrain-ssps contributors
+"""
+
+import os
+import shutil
+import sys
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_ssps.brain import SSLBrain
+from speechbrain_ssps.crops import make_ssl_views_pipeline, ssl_view_keys
+
+logger = get_logger(__name__)
+
+
+def dataio_prep(hparams):
+    """The training set: utterance index, SSL views and reference crop.
+
+    Row order of the training manifest defines the utterance index used by
+    SSPS's queues.
+    """
+    train_data = sb.dataio.dataset.DynamicItemDataset.from_csv(
+        csv_path=hparams["train_annotation"],
+        replacements={"data_root": hparams["data_folder"]},
+    )
+    index_of = {uid: i for i, uid in enumerate(train_data.data_ids)}
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("index")
+    def index_pipeline(uid):
+        return index_of[uid]
+
+    sr = hparams["sample_rate"]
+    with_ref = "ssps" in hparams
+    views = make_ssl_views_pipeline(
+        num_global=hparams["num_global_views"],
+        global_samples=int(hparams["global_crop_seconds"] * sr),
+        num_local=hparams["num_local_views"],
+        local_samples=int(hparams["local_crop_seconds"] * sr)
+        if hparams["num_local_views"]
+        else None,
+        reference_samples=int(hparams["ref_crop_seconds"] * sr)
+        if with_ref
+        else None,
+    )
+    sb.dataio.dataset.add_dynamic_item([train_data], index_pipeline)
+    sb.dataio.dataset.add_dynamic_item([train_data], views)
+    keys = ssl_view_keys(
+        hparams["num_global_views"], hparams["num_local_views"], with_ref
+    )
+    sb.dataio.dataset.set_output_keys([train_data], ["id", "index", *keys])
+    return train_data
+
+
+def build_augmentations(hparams):
+    """One ``AddNoise`` per MUSAN category and ``AddReverb``, if prepared."""
+    from augment_prepare import prepare_musan, prepare_rir  # noqa
+
+    aug_folder = os.path.join(hparams["save_folder"], "augment")
+    musan = prepare_musan(hparams["musan_folder"], aug_folder)
+    rir = prepare_rir(hparams["rir_folder"], aug_folder)
+    augmentations = []
+    for category, csv_file in (musan or {}).items():
+        low, high = hparams["musan_snr"][category]
+        augmentations.append(
+            hparams["add_noise"](csv_file=csv_file, snr_low=low, snr_high=high)
+        )
+    if rir:
+        augmentations.append(hparams["add_reverb"](csv_file=rir))
+    return augmentations
+
+
+def install_ssps(hparams, train_data):
+    """Builds SSPS for this training set and registers it everywhere."""
+    data = train_data.data
+    ids = train_data.data_ids
+    ssps = hparams["ssps"](num_utterances=len(ids))
+    if all("spk_id" in data[i] and "video_id" in data[i] for i in ids[:1]):
+        ssps.set_labels(
+            [data[i]["spk_id"] for i in ids], [data[i]["video_id"] for i in ids]
+        )
+    hparams["modules"]["ssps"] = ssps
+    # Optional: a checkpoint of a plain run (no SSPS state) still loads.
+    hparams["checkpointer"].add_recoverable("ssps", ssps, optional_load=True)
+
+
+def seed_from_plain_run(hparams):
+    """Copies a plain run's checkpoint to continue it with SSPS.
+
+    With ``continue_from`` set to the save folder of a plain DINO/SimCLR run
+    and no checkpoint of our own yet, the latest checkpoint of that run up to
+    epoch ``ssps_start_epoch - 2`` is copied, so that epoch
+    ``ssps_start_epoch - 1`` fills the queues as in a one-go run.
+    """
+    source = hparams.get("continue_from")
+    if not source or hparams["checkpointer"].list_checkpoints():
+        return
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    last_plain = hparams["ssps_start_epoch"] - 2
+    found = Checkpointer(source).list_checkpoints()
+    found = [c for c in found if int(c.meta.get("epoch", -1)) <= last_plain]
+    if not found:
+        raise ValueError(
+            f"continue_from={source!r} holds no checkpoint of an epoch <= "
+            f"{last_plain} (ssps_start_epoch - 2)"
+        )
+    best = max(found, key=lambda c: (int(c.meta["epoch"]), c.meta["unixtime"]))
+    target = os.path.join(hparams["save_folder"], os.path.basename(best.path))
+    shutil.copytree(best.path, target)
+    logger.info(f"Continuing {best.path} (epoch {best.meta['epoch']})")
+
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from voxceleb_prepare import prepare_voxceleb  # noqa
+
+    run_on_main(
+        prepare_voxceleb,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["save_folder"],
+            "skip_prep": hparams["skip_prep"],
+        },
+    )
+    hparams["augmentations"] = []
+    run_on_main(build_augmentations, args=[hparams])  # writes CSVs once
+    hparams["augmentations"] = build_augmentations(hparams)
+
+    train_data = dataio_prep(hparams)
+    if "ssps" in hparams:
+        install_ssps(hparams, train_data)
+        run_on_main(seed_from_plain_run, args=[hparams])
+
+    brain = SSLBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        brain.hparams.epoch_counter,
+        train_data,
+        train_loader_kwargs=hparams["dataloader_options"],
+    )
