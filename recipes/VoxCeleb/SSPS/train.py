@@ -164,6 +164,11 @@ if __name__ == "__main__":
     hparams["augmentations"] = build_augmentations(hparams)
 
     train_data = dataio_prep(hparams)
+    if "ssps" not in hparams and hparams.get("ssps_start_epoch") is not None:
+        raise ValueError(
+            f"ssps_start_epoch={hparams['ssps_start_epoch']} but "
+            f"{hparams_file} trains without SSPS; use a *_ssps.yaml"
+        )
     if "ssps" in hparams:
         install_ssps(hparams, train_data)
         run_on_main(seed_from_plain_run, args=[hparams])
