@@ -1594,8 +1594,9 @@ def generate_corpus(
         num_trials,
         _rng(seed, _TAG_TRIALS),
     )
-    lines = sorted(
-        f"{label} {test_paths[a]} {test_paths[b]}" for label, a, b in trials
+    lines = sorted(  # grouped by enrolment utterance, like VoxCeleb's lists
+        (f"{label} {test_paths[a]} {test_paths[b]}" for label, a, b in trials),
+        key=lambda line: line.split(" ", 1)[1],
     )
     with open(paths["trials_file"], "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -166,6 +166,9 @@ def test_splits_and_trials(corpus):
     assert sorted(set(target_speakers)) == sorted(test)
     counts = [target_speakers.count(s) for s in test]
     assert max(counts) - min(counts) <= 1
+    # lines are grouped by enrolment utterance (labels mixed), as in VoxCeleb
+    keys = [(a, b) for _, a, b in trials]
+    assert keys == sorted(keys) and labels != sorted(labels)
 
 
 def test_sample_trials_capacity_and_uniqueness():
