@@ -1,5 +1,7 @@
 """Tests of SSLBrain: reference forward, swap, optimisation rules, training."""
 
+import functools
+
 import pytest
 import speechbrain as sb
 import torch
@@ -63,9 +65,7 @@ def make_brain(framework, with_ssps, **extra):
             clip_grad=3.0,
             freeze_last_layer=1,
         )
-        opt_class = lambda groups: torch.optim.SGD(  # noqa: E731
-            groups, lr=0.05, momentum=0.9
-        )
+        opt_class = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
         pos_dim, views = 16, 2
     else:
         modules["ssl_loss"] = NTXentLoss(temperature=0.1)
@@ -76,10 +76,7 @@ def make_brain(framework, with_ssps, **extra):
             lr_decay_factor=0.95,
             lr_decay_every=5,
         )
-        opt_class = lambda groups: torch.optim.Adam(
-            groups,  # noqa: E731
-            lr=1e-3,
-        )
+        opt_class = functools.partial(torch.optim.Adam, lr=1e-3)
         pos_dim, views = 24, 1
     if with_ssps:
         modules["ssps"] = SSPS(
@@ -233,7 +230,7 @@ def test_per_parameter_clipping_in_optimizers_step():
 
     brain.optimizer.step = spy
     brain.optimizers_step()
-    for i, g in enumerate(seen):
+    for g in seen:
         assert g.norm() <= 3.0 + 1e-4
     assert all(torch.equal(a, b) for a, b in zip(seen[0::2], small))
 
