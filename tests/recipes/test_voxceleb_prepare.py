@@ -114,9 +114,9 @@ def test_full_preparation(corpus):
     expected = [line.replace(".wav", "") for line in VERI_TEST2 if line.strip()]
     assert Path(out["trials_O"]).read_text().splitlines() == expected
 
-    # A list of roots gives the same manifests.
+    # A list of roots, in another order, gives the same manifests.
     out2 = vp.prepare_voxceleb(
-        [str(tmp / "vox2"), str(tmp / "vox1")], str(tmp / "prep2")
+        [str(tmp / "vox1"), str(tmp / "vox2")], str(tmp / "prep2")
     )
     for key in ("train", "test", "trials_O"):
         assert Path(out2[key]).read_text() == Path(out[key]).read_text()
