@@ -126,7 +126,7 @@ class SSLBrain(sb.Brain):
             (aug, len(inspect.signature(aug.forward).parameters) >= 2)
             for aug in (getattr(self.hparams, "augmentations", None) or [])
         ]
-        self._aug_rng = random.Random(getattr(self.hparams, "seed", 0))
+        self._aug_seed = int(getattr(self.hparams, "seed", 0))
 
     @property
     def ssps(self):
@@ -263,13 +263,21 @@ class SSLBrain(sb.Brain):
     # ------------------------------------------------------------------
     # Forward
     # ------------------------------------------------------------------
-    def _augment(self, wavs: torch.Tensor) -> torch.Tensor:
-        """One augmentation chosen for this view (or none)."""
+    def _augment(self, wavs: torch.Tensor, view: int) -> torch.Tensor:
+        """One augmentation chosen for this view of this step (or none).
+
+        The choice is a pure function of (seed, epoch, step, view), so a
+        resumed run makes the same choices; the augmentations' own draws
+        (noise file, SNR, RIR) use torch's RNG.
+        """
         if not self._augmentations:
             return wavs
-        if self._aug_rng.random() >= getattr(self.hparams, "augment_prob", 1.0):
+        rng = random.Random(
+            hash((self._aug_seed, self._epoch, self.step, view))
+        )
+        if rng.random() >= getattr(self.hparams, "augment_prob", 1.0):
             return wavs
-        aug, takes_lengths = self._aug_rng.choice(self._augmentations)
+        aug, takes_lengths = rng.choice(self._augmentations)
         lengths = torch.ones(wavs.shape[0], device=wavs.device)
         out = aug(wavs, lengths) if takes_lengths else aug(wavs)
         return out[:, : wavs.shape[1]]
@@ -315,7 +323,7 @@ class SSLBrain(sb.Brain):
             getattr(batch, f"view_{i}").data for i in range(n_global + n_local)
         ]
         if stage == sb.Stage.TRAIN:
-            views = [self._augment(v) for v in views]
+            views = [self._augment(v, i) for i, v in enumerate(views)]
         groups = [torch.cat(views[:n_global])]
         if n_local:
             groups.append(torch.cat(views[n_global:]))

@@ -544,7 +544,7 @@ class SSPS(torch.nn.Module):
                 f"pos_dim), got {tuple(z_pos.shape)}"
             )
         slots = self._last_slots.to(z_pos.device)
-        stored = self.pos_queue[:, slots.clamp(min=0)].to(z_pos)
+        stored = self.pos_queue.index_select(1, slots.clamp(min=0)).to(z_pos)
         return torch.where((slots >= 0)[None, :, None], stored, z_pos)
 
     @torch.no_grad()
@@ -586,8 +586,8 @@ class SSPS(torch.nn.Module):
         y_ref = distributed.all_gather_no_grad(y_ref.detach().to(dev))
         z_pos = distributed.all_gather_no_grad(z_pos.detach().to(dev), dim=1)
 
-        self.ref_queue[indices] = F.normalize(y_ref.float(), dim=1).to(
-            self.queue_dtype
+        self.ref_queue.index_copy_(
+            0, indices, F.normalize(y_ref.float(), dim=1).to(self.queue_dtype)
         )
         self.ref_filled[indices] = True
 
@@ -595,11 +595,17 @@ class SSPS(torch.nn.Module):
         if indices.numel() > q:  # only the newest q entries survive
             indices, z_pos = indices[-q:], z_pos[:, -q:]
         count = indices.numel()
-        slots = (self.pos_ptr + torch.arange(count, device=dev)) % q
+        ptr = int(self.pos_ptr)
+        slots = (ptr + torch.arange(count, device=dev)) % q
         old_keys = self._slot_keys(slots) if self._has_clusters else None
-        self.pos_queue[:, slots] = z_pos.to(self.queue_dtype)
-        self.pos_indices[slots] = indices
-        self.pos_ptr.copy_((self.pos_ptr + count) % q)
+        # The slots are ptr..ptr+count-1, wrapping at most once: two slices.
+        head = min(count, q - ptr)
+        z_pos = z_pos.to(self.queue_dtype)
+        self.pos_queue[:, ptr : ptr + head] = z_pos[:, :head]
+        self.pos_indices[ptr : ptr + head] = indices[:head]
+        self.pos_queue[:, : count - head] = z_pos[:, head:]
+        self.pos_indices[: count - head] = indices[head:]
+        self.pos_ptr.fill_((ptr + count) % q)
         if self._has_clusters:
             self._replace_in_index(slots, old_keys)
 
