@@ -25,13 +25,17 @@ cluster and is not the anchor itself; without candidates, the ordinary
 positive is kept.
 
 Sampling is fully vectorised. Each slot of the positive queue has the unique
-key ``(cluster * N + utterance) * Q + slot`` (``N`` utterances, ``Q`` slots);
+key ``(cluster * G + group) * Q + slot`` (``Q`` slots; the exclusion group of
+an utterance is by default the utterance itself, ``G = N``);
 the sorted keys are rebuilt once per clustering and then updated by a merge
 at every queue update (O(Q) memory passes, no sort). A cluster's candidates
 are one contiguous segment of the sorted keys and the anchor's own entries a
 contiguous sub-segment of it: four ``searchsorted`` calls give every anchor
 both, so one uniform draw per anchor picks a candidate exactly uniformly
-while skipping the anchor itself, and ``key % Q`` is the chosen slot.
+while skipping the anchor itself, and ``key % Q`` is the chosen slot. With
+speakers as fixed clusters and videos as exclusion groups, the same code is
+the label oracle of the paper (a positive of the same speaker from another
+video).
 
 Authors
  * speechbrain-ssps contributors
@@ -242,6 +246,8 @@ class SSPS(torch.nn.Module):
         self.register_buffer(
             "_sorted_keys", n * k * q + torch.arange(q), persistent=False
         )
+        self.register_buffer("_groups", torch.arange(n), persistent=False)
+        self._num_groups = n
         self.register_buffer(
             "_speakers", torch.empty(0, dtype=torch.long), persistent=False
         )
@@ -254,6 +260,7 @@ class SSPS(torch.nn.Module):
         )
         self.epoch = 0
         self.clustered_epoch = -1
+        self.fixed_clusters = False
         self.num_draws = 0
         self.kmeans_seconds = 0.0
         self.nmi: Dict[str, float] = {}
@@ -290,7 +297,7 @@ class SSPS(torch.nn.Module):
             return
         self.epoch = epoch
         self._counts.zero_()
-        if self.active:
+        if self.active and not self.fixed_clusters:
             self.cluster()
 
     def cluster(self) -> None:
@@ -324,7 +331,10 @@ class SSPS(torch.nn.Module):
         self.set_clusters(assignments, centroids)
 
     def set_clusters(
-        self, assignments: torch.Tensor, centroids: torch.Tensor
+        self,
+        assignments: torch.Tensor,
+        centroids: torch.Tensor,
+        fixed: bool = False,
     ) -> None:
         """Installs a clustering of the utterances.
 
@@ -334,6 +344,10 @@ class SSPS(torch.nn.Module):
             LongTensor[N], the cluster of each utterance, -1 = not assigned.
         centroids : torch.Tensor
             Tensor[K, D], the cluster centroids (normalised here).
+        fixed : bool
+            Keep this clustering for the rest of training instead of running
+            k-means at each active epoch (e.g. the label oracle of the
+            benchmarks: clusters = speakers).
         """
         k, d = self.centroids.shape
         if tuple(centroids.shape) != (k, d):
@@ -360,6 +374,7 @@ class SSPS(torch.nn.Module):
                 torch.arange(k, device=self.neighbors.device).unsqueeze(1)
             )
         self._has_clusters = True
+        self.fixed_clusters = bool(fixed)
         self.clustered_epoch = self.epoch
         self._rebuild_index()
         if self._speakers.numel():
@@ -383,19 +398,21 @@ class SSPS(torch.nn.Module):
     # Sorted cluster -> queue-slot index
     # ------------------------------------------------------------------
     def _slot_keys(self, slots: torch.Tensor) -> torch.Tensor:
-        """Unique key ``(cluster * N + utterance) * Q + slot`` of slots.
+        """Unique key ``(cluster * G + group) * Q + slot`` of slots.
 
-        Slots that are empty or hold an unassigned utterance get the key
-        ``K * N * Q + slot``, after every valid one.
+        ``group`` is the exclusion group of the slot's utterance (by default
+        the utterance itself, G = N). Slots that are empty or hold an
+        unassigned utterance get the key ``K * G * Q + slot``, after every
+        valid one.
         """
-        n, q = self.num_utterances, self.queue_size
-        utterances = self.pos_indices[slots]
-        cluster = self.assignments[utterances.clamp(min=0)]
-        valid = (utterances >= 0) & (cluster >= 0)
+        g, q = self._num_groups, self.queue_size
+        utterances = self.pos_indices[slots].clamp(min=0)
+        cluster = self.assignments[utterances]
+        valid = (self.pos_indices[slots] >= 0) & (cluster >= 0)
         group = torch.where(
             valid,
-            cluster * n + utterances,
-            torch.full_like(cluster, n * self.num_clusters),
+            cluster * g + self._groups[utterances],
+            torch.full_like(cluster, g * self.num_clusters),
         )
         return group * q + slots
 
@@ -474,7 +491,7 @@ class SSPS(torch.nn.Module):
                 (b,), -1, dtype=torch.long, device=dev
             )
             return self._last_slots.clone()
-        n = self.num_utterances
+        g = self._num_groups
         u = self._uniform(2 * b).to(dev)
         own = self.assignments[indices]
         column = (u[b:] * self.neighbors.shape[1]).long()
@@ -484,11 +501,12 @@ class SSPS(torch.nn.Module):
 
         keys = self._sorted_keys
         q = self.queue_size
-        group = target.clamp(min=0) * n
-        seg_lo = torch.searchsorted(keys, group * q)
-        seg_hi = torch.searchsorted(keys, (group + n) * q)
-        self_lo = torch.searchsorted(keys, (group + indices) * q)
-        n_self = torch.searchsorted(keys, (group + indices + 1) * q) - self_lo
+        base = target.clamp(min=0) * g
+        own_group = base + self._groups[indices]
+        seg_lo = torch.searchsorted(keys, base * q)
+        seg_hi = torch.searchsorted(keys, (base + g) * q)
+        self_lo = torch.searchsorted(keys, own_group * q)
+        n_self = torch.searchsorted(keys, (own_group + 1) * q) - self_lo
         count = seg_hi - seg_lo - n_self
         found = (target >= 0) & (count > 0)
         pick = (u[:b] * count.clamp(min=1)).long()
@@ -640,6 +658,27 @@ class SSPS(torch.nn.Module):
         if self._has_clusters:
             self._compute_nmi()
 
+    def set_exclusion_groups(
+        self, groups: Union[Sequence, torch.Tensor]
+    ) -> None:
+        """Never draws a positive from the anchor's group.
+
+        By default each utterance is its own group ("never the anchor
+        itself"). With video labels as groups and speakers as fixed clusters
+        this gives the label oracle of the paper's Table 1: a positive of the
+        same speaker from another video.
+
+        Arguments
+        ---------
+        groups : sequence or torch.Tensor
+            One group label (any hashable) per utterance.
+        """
+        codes = _label_codes(groups, self.num_utterances, "groups")
+        self._groups = codes.to(self.assignments.device)
+        self._num_groups = int(codes.max()) + 1
+        if self._has_clusters:
+            self._rebuild_index()
+
     def _compute_nmi(self) -> None:
         from sklearn.metrics import normalized_mutual_info_score
 
@@ -697,6 +736,7 @@ class SSPS(torch.nn.Module):
             "kmeans_seconds": float(self.kmeans_seconds),
             "nmi": dict(self.nmi),
             "has_clusters": self._has_clusters,
+            "fixed_clusters": self.fixed_clusters,
             "counts": self._counts.cpu(),
         }
 
@@ -720,6 +760,7 @@ class SSPS(torch.nn.Module):
         self.kmeans_seconds = float(extra["kmeans_seconds"])
         self.nmi = {k: float(v) for k, v in extra["nmi"].items()}
         self._has_clusters = bool(extra["has_clusters"])
+        self.fixed_clusters = bool(extra.get("fixed_clusters", False))
         self._counts.copy_(extra["counts"])
         self._last_slots = None
         if self._has_clusters:

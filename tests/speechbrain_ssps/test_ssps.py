@@ -398,3 +398,26 @@ def test_two_process_queues_identical(tmp_path):
     # In the active epoch each rank drew pseudo-positives for its anchors.
     assert any((s >= 0).any() for s in r0["samples"][4:])
     assert any((s >= 0).any() for s in r1["samples"][4:])
+
+
+def test_label_oracle_same_speaker_other_video():
+    # 4 speakers x 3 videos x 2 utterances; clusters = speakers (fixed),
+    # exclusion groups = videos: positives come from another video.
+    n = 24
+    spk = torch.arange(n) // 6
+    vid = torch.arange(n) // 2
+    ssps = SSPS(
+        n, 4, 3, queue_size=n, num_clusters=4, sampling="scs", start_epoch=2
+    )
+    ssps.on_epoch_start(1)
+    _fill(ssps, n)
+    ssps.set_exclusion_groups(vid)
+    ssps.set_clusters(spk, torch.eye(4, 4), fixed=True)
+    ssps.on_epoch_start(2)  # no k-means: the clustering is kept
+    assert torch.equal(ssps.assignments, spk)
+    anchors = torch.arange(n)
+    for _ in range(50):
+        pos = ssps.sample(anchors)
+        assert (pos >= 0).all()
+        assert torch.equal(spk[pos], spk)
+        assert (vid[pos] != vid).all()
