@@ -28,6 +28,7 @@ import shutil
 import sys
 
 import speechbrain as sb
+import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
@@ -96,14 +97,43 @@ def build_augmentations(hparams):
 
 
 def install_ssps(hparams, train_data):
-    """Builds SSPS for this training set and registers it everywhere."""
-    data = train_data.data
-    ids = train_data.data_ids
-    ssps = hparams["ssps"](num_utterances=len(ids))
-    if all("spk_id" in data[i] and "video_id" in data[i] for i in ids[:1]):
-        ssps.set_labels(
-            [data[i]["spk_id"] for i in ids], [data[i]["video_id"] for i in ids]
+    """Builds SSPS for this training set and registers it everywhere.
+
+    With ``ssps_oracle: True`` the positives are drawn with the manifest's
+    labels instead (same speaker, another video: the paper's upper bound).
+    """
+    data, ids = train_data.data, train_data.data_ids
+    labelled = all(
+        data[i].get("spk_id") and data[i].get("video_id") for i in ids
+    )
+    oracle = hparams.get("ssps_oracle", False)
+    if oracle and not labelled:
+        raise ValueError(
+            "ssps_oracle needs spk_id and video_id in every row of "
+            f"{hparams['train_annotation']}"
         )
+    if not labelled:
+        ssps = hparams["ssps"](num_utterances=len(ids))
+    else:
+        speakers = [data[i]["spk_id"] for i in ids]
+        videos = [data[i]["video_id"] for i in ids]
+        if oracle:
+            names = sorted(set(speakers))
+            code = {s: k for k, s in enumerate(names)}
+            ssps = hparams["ssps"](
+                num_utterances=len(ids),
+                num_clusters=len(names),
+                sampling="scs",
+            )
+            ssps.set_exclusion_groups(videos)
+            ssps.set_clusters(
+                torch.tensor([code[s] for s in speakers]),
+                torch.zeros_like(ssps.centroids),
+                fixed=True,
+            )
+        else:
+            ssps = hparams["ssps"](num_utterances=len(ids))
+        ssps.set_labels(speakers, videos)
     hparams["modules"]["ssps"] = ssps
     # Optional: a checkpoint of a plain run (no SSPS state) still loads.
     hparams["checkpointer"].add_recoverable("ssps", ssps, optional_load=True)
