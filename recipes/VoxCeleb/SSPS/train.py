@@ -195,9 +195,9 @@ if __name__ == "__main__":
 
     train_data = dataio_prep(hparams)
     if "ssps" not in hparams and hparams.get("ssps_start_epoch") is not None:
-        raise ValueError(
-            f"ssps_start_epoch={hparams['ssps_start_epoch']} but "
-            f"{hparams_file} trains without SSPS; use a *_ssps.yaml"
+        logger.warning(
+            f"ssps_start_epoch={hparams['ssps_start_epoch']} is ignored: "
+            f"{hparams_file} trains without SSPS (use a *_ssps.yaml)"
         )
     if "ssps" in hparams:
         install_ssps(hparams, train_data)
