@@ -1,0 +1,184 @@
+"""The recipe end to end on a tiny MiniVox corpus, through the real scripts.
+
+prep -> 2 training epochs (SSPS active in epoch 2) -> export -> verify ->
+offline load with SpeechBrain's ``SpeakerRecognition``, for every yaml.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from speechbrain_ssps.minivox import generate_corpus
+
+RECIPE = os.path.join(
+    os.path.dirname(__file__), "..", "..", "recipes", "VoxCeleb", "SSPS"
+)
+RECIPE = os.path.abspath(RECIPE)
+
+TINY = [
+    "--number_of_epochs=2",
+    "--batch_size=4",
+    "--channels=[16,16,16,16,48]",
+    "--emb_dim=32",
+    "--global_crop_seconds=0.5",
+    "--num_workers=0",
+    "--noprogressbar",
+]
+TINY_DINO = [
+    "--local_crop_seconds=0.3",
+    "--dino_out_dim=128",
+    "--dino_hidden_dim=32",
+    "--dino_bottleneck_dim=16",
+]
+TINY_SSPS = [
+    "--ssps_start_epoch=2",
+    "--ref_crop_seconds=0.6",
+    "--ssps_num_clusters=4",
+    "--ssps_queue_size=12",
+]
+
+
+def run(args, cwd=RECIPE):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("minivox")
+    generate_corpus(
+        root,
+        num_speakers=4,
+        num_videos=2,
+        num_utterances=3,
+        num_test_speakers=2,
+        seed=0,
+        min_duration=0.8,
+        max_duration=1.2,
+        workers=1,
+    )
+    return str(root)
+
+
+def _epochs(train_log):
+    with open(train_log, encoding="utf-8") as f:
+        lines = [line for line in f if line.startswith("epoch:")]
+    return [
+        {k: float(v) for k, v in re.findall(r"train (\w+): ([-+0-9.eE]+)", ln)}
+        for ln in lines
+    ]
+
+
+@pytest.mark.parametrize(
+    "yaml",
+    [
+        "dino.yaml",
+        "dino_ssps.yaml",
+        "simclr.yaml",
+        "simclr_ssps.yaml",
+        "minivox_dino_ssps.yaml",
+    ],
+)
+def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
+    out = str(tmp_path / "run")
+    args = [f"--data_folder={corpus}", f"--output_folder={out}", *TINY]
+    if "dino" in yaml:
+        args += TINY_DINO
+    if "ssps" in yaml:
+        args += TINY_SSPS
+        if "dino" in yaml:
+            args.append("--ssps_pos_dim=16")
+    run(["train.py", f"hparams/{yaml}", *args])
+
+    # Training artefacts (SpeechBrain's experiment folder + manifests).
+    for name in (
+        "train_log.txt",
+        "log.txt",
+        "env.log",
+        "hyperparams.yaml",
+        "save/train.csv",
+        "save/test.csv",
+        "save/trials_O.txt",
+    ):
+        assert os.path.isfile(os.path.join(out, name)), name
+    ckpts = [
+        d
+        for d in os.listdir(os.path.join(out, "save"))
+        if d.startswith("CKPT+")
+    ]
+    assert ckpts
+    epochs = _epochs(os.path.join(out, "train_log.txt"))
+    assert len(epochs) == 2
+    assert all(e["loss"] == e["loss"] for e in epochs)  # finite, not NaN
+    if "ssps" in yaml:
+        # Epoch 1 fills the queues, epoch 2 swaps positives.
+        assert epochs[0]["coverage"] == 0.0
+        assert epochs[1]["coverage"] > 0.0
+        for key in ("speaker_acc", "video_acc", "nmi_speaker", "nmi_video"):
+            assert 0.0 <= epochs[1][key] <= 1.0
+        # The queues live in the latest checkpoint only.
+        with_ssps = [
+            c
+            for c in ckpts
+            if os.path.exists(os.path.join(out, "save", c, "ssps.ckpt"))
+        ]
+        assert len(with_ssps) == 1
+
+    run(["export.py", out])
+    export = os.path.join(out, "export")
+    assert os.path.isfile(os.path.join(export, "hyperparams.yaml"))
+    assert os.path.isfile(os.path.join(export, "embedding_model.ckpt"))
+
+    verification = os.path.join(out, "verification")
+    run(
+        [
+            "verify.py",
+            "hparams/verification.yaml",
+            f"--export_folder={export}",
+            f"--prep_folder={out}/save",
+            f"--output_folder={verification}",
+            "--device=cpu",
+        ]
+    )
+    with open(os.path.join(verification, "results.json")) as f:
+        results = json.load(f)
+    assert 0.0 <= results["O"]["eer_percent"] <= 100.0
+    assert results["O"]["min_dcf"] >= 0.0
+    assert results["O"]["num_trials"] > 0
+    pngs = [p for p in os.listdir(verification) if p.endswith(".png")]
+    assert len(pngs) >= 2
+
+    # The export loads offline behind SpeechBrain's inference API.
+    from speechbrain.inference.speaker import SpeakerRecognition
+    from speechbrain.utils.fetching import FetchConfig
+
+    model = SpeakerRecognition.from_hparams(
+        source=export,
+        savedir=None,
+        fetch_config=FetchConfig(allow_network=False),
+        run_opts={"device": "cpu"},
+    )
+    with open(os.path.join(out, "save", "trials_O.txt")) as f:
+        _, enrol, test = f.readline().split()
+    wavs = {}
+    with open(os.path.join(out, "save", "test.csv")) as f:
+        for line in f.readlines()[1:]:
+            fields = line.strip().split(",")
+            wavs[fields[0]] = fields[2]
+    score, _ = model.verify_files(wavs[enrol], wavs[test])
+    assert -1.0 <= float(score) <= 1.0
+    emb = model.encode_batch(torch.zeros(2, 16000))
+    assert emb.shape == (2, 1, 32)
