@@ -167,29 +167,32 @@ class SSLBrain(sb.Brain):
         super().on_fit_start()
 
     def _wrap_distributed(self):
-        """DDP without SyncBatchNorm on CPU (gloo) or when disabled.
+        """DDP with per-device BatchNorm handling and no buffer broadcast.
 
         SpeechBrain converts BatchNorm to SyncBatchNorm before wrapping,
-        which only runs on GPUs; ``sync_batchnorm: False`` (or a CPU device)
-        keeps plain BatchNorm with per-process statistics.
+        which only runs on GPUs: here the conversion happens on CUDA when
+        ``sync_batchnorm`` is True (the default) and never on CPU (gloo),
+        where plain BatchNorm keeps per-process statistics. Buffers are not
+        re-broadcast at each forward (``broadcast_buffers=False``): the
+        student runs several forwards per step (global and local crops), and
+        an in-place broadcast between them would invalidate the running
+        statistics that BatchNorm saved for its backward pass.
         """
-        sync_bn = getattr(self.hparams, "sync_batchnorm", True)
-        if not self.distributed_launch or (
-            sync_bn and torch.device(self.device).type == "cuda"
-        ):
+        if not self.distributed_launch:
             return super()._wrap_distributed()
+        on_cuda = torch.device(self.device).type == "cuda"
+        sync_bn = getattr(self.hparams, "sync_batchnorm", True) and on_cuda
         for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                device_ids = (
-                    None
-                    if torch.device(self.device).type == "cpu"
-                    else [self.device]
-                )
-                self.modules[name] = DDP(
-                    module,
-                    device_ids=device_ids,
-                    find_unused_parameters=self.find_unused_parameters,
-                )
+            if not any(p.requires_grad for p in module.parameters()):
+                continue
+            if sync_bn:
+                module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+            self.modules[name] = DDP(
+                module,
+                device_ids=[self.device] if on_cuda else None,
+                find_unused_parameters=self.find_unused_parameters,
+                broadcast_buffers=False,
+            )
 
     def init_optimizers(self):
         """One optimizer over the student; DINO-style decay groups."""

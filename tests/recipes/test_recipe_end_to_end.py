@@ -7,70 +7,10 @@ offline load with SpeechBrain's ``SpeakerRecognition``, for every yaml.
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
-
-from speechbrain_ssps.minivox import generate_corpus
-
-RECIPE = os.path.join(
-    os.path.dirname(__file__), "..", "..", "recipes", "VoxCeleb", "SSPS"
-)
-RECIPE = os.path.abspath(RECIPE)
-
-TINY = [
-    "--number_of_epochs=2",
-    "--batch_size=4",
-    "--channels=[16,16,16,16,48]",
-    "--emb_dim=32",
-    "--global_crop_seconds=0.5",
-    "--num_workers=0",
-    "--noprogressbar",
-]
-TINY_DINO = [
-    "--local_crop_seconds=0.3",
-    "--dino_out_dim=128",
-    "--dino_hidden_dim=32",
-    "--dino_bottleneck_dim=16",
-]
-TINY_SSPS = [
-    "--ssps_start_epoch=2",
-    "--ref_crop_seconds=0.6",
-    "--ssps_num_clusters=4",
-    "--ssps_queue_size=12",
-]
-
-
-def run(args, cwd=RECIPE):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minivox")
-    generate_corpus(
-        root,
-        num_speakers=4,
-        num_videos=2,
-        num_utterances=3,
-        num_test_speakers=2,
-        seed=0,
-        min_duration=0.8,
-        max_duration=1.2,
-        workers=1,
-    )
-    return str(root)
+from recipe_helpers import run_script, tiny_args
 
 
 def _epochs(train_log):
@@ -94,14 +34,11 @@ def _epochs(train_log):
 )
 def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
     out = str(tmp_path / "run")
-    args = [f"--data_folder={corpus}", f"--output_folder={out}", *TINY]
-    if "dino" in yaml:
-        args += TINY_DINO
+    args = [f"--data_folder={corpus}", f"--output_folder={out}"]
+    args += tiny_args(yaml) + ["--number_of_epochs=2"]
     if "ssps" in yaml:
-        args += TINY_SSPS
-        if "dino" in yaml:
-            args.append("--ssps_pos_dim=16")
-    run(["train.py", f"hparams/{yaml}", *args])
+        args.append("--ssps_start_epoch=2")
+    run_script(["train.py", f"hparams/{yaml}", *args])
 
     # Training artefacts (SpeechBrain's experiment folder + manifests).
     for name in (
@@ -137,13 +74,13 @@ def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
         ]
         assert len(with_ssps) == 1
 
-    run(["export.py", out])
+    run_script(["export.py", out])
     export = os.path.join(out, "export")
     assert os.path.isfile(os.path.join(export, "hyperparams.yaml"))
     assert os.path.isfile(os.path.join(export, "embedding_model.ckpt"))
 
     verification = os.path.join(out, "verification")
-    run(
+    run_script(
         [
             "verify.py",
             "hparams/verification.yaml",

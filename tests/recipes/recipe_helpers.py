@@ -1,0 +1,59 @@
+"""Helpers of the recipe tests: the recipe folder, tiny overrides, runner."""
+
+import os
+import subprocess
+import sys
+
+RECIPE = os.path.abspath(
+    os.path.join(
+        os.path.dirname(__file__), "..", "..", "recipes", "VoxCeleb", "SSPS"
+    )
+)
+
+# Tiny-model overrides that every recipe yaml accepts.
+TINY = [
+    "--batch_size=4",
+    "--channels=[16,16,16,16,48]",
+    "--emb_dim=32",
+    "--global_crop_seconds=0.5",
+    "--num_workers=0",
+    "--noprogressbar",
+]
+TINY_DINO = [
+    "--local_crop_seconds=0.3",
+    "--dino_out_dim=128",
+    "--dino_hidden_dim=32",
+    "--dino_bottleneck_dim=16",
+]
+TINY_SSPS = [
+    "--ref_crop_seconds=0.6",
+    "--ssps_num_clusters=4",
+    "--ssps_queue_size=12",
+]
+
+
+def tiny_args(yaml):
+    """The tiny overrides for one yaml."""
+    args = list(TINY)
+    if "dino" in yaml:
+        args += TINY_DINO
+    if "ssps" in yaml:
+        args += TINY_SSPS
+        if "dino" in yaml:
+            args.append("--ssps_pos_dim=16")
+    return args
+
+
+def run_script(args, cwd=RECIPE, env=None, check=True, launcher=None):
+    """Runs a recipe script in a subprocess (offline, one thread)."""
+    full_env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    full_env.update(env or {})
+    cmd = (launcher or [sys.executable]) + list(args)
+    result = subprocess.run(
+        cmd, cwd=cwd, env=full_env, capture_output=True, text=True
+    )
+    if check:
+        assert result.returncode == 0, (
+            result.stdout[-3000:] + result.stderr[-3000:]
+        )
+    return result
