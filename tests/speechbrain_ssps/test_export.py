@@ -234,3 +234,28 @@ def test_bad_requests(run, tmp_path):
         export_encoder(str(tmp_path / "nowhere"))
     epochs = [c.meta["epoch"] for c in find_epoch_checkpoints(out / "save")]
     assert epochs == [1, 2, 3]
+
+
+def test_global_normalizer_is_exported(tmp_path, two_wavs, monkeypatch):
+    out = tmp_path / "global"
+    out.mkdir()
+    (out / "hyperparams.yaml").write_text(
+        TRAIN_YAML.replace("norm_type: sentence", "norm_type: global")
+    )
+    torch.manual_seed(0)
+    model = tiny_ecapa().eval()
+    norm = InputNormalization(norm_type="global", std_norm=False)
+    fbank = Fbank(n_mels=N_MELS)
+    for _ in range(3):  # accumulate global statistics
+        norm(fbank(torch.randn(2, 8000) + 3.0), torch.ones(2), epoch=0)
+    Checkpointer(
+        str(out / "save"), {"embedding_model": model, "normalizer": norm}
+    ).save_checkpoint(meta={"epoch": 1}, end_of_epoch=True)
+    folder = export_encoder(str(out))
+    assert "normalizer.ckpt" in os.listdir(folder)
+    recognizer = load_offline(folder, monkeypatch)
+    wav = torch.from_numpy(sf.read(two_wavs[0], dtype="float32")[0])[None]
+    norm.eval()
+    with torch.no_grad():
+        expected = model(norm(fbank(wav), torch.ones(1)))
+    torch.testing.assert_close(recognizer.encode_batch(wav), expected)
