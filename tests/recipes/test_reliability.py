@@ -28,7 +28,7 @@ def _train(yaml, corpus, out, epochs, start, extra=(), **kwargs):
         f"--data_folder={corpus}",
         f"--output_folder={out}",
         f"--number_of_epochs={epochs}",
-        f"--ssps_start_epoch={start}",
+        *([f"--ssps_start_epoch={start}"] if start else []),
         *tiny_args(yaml),
         *extra,  # wins over the defaults above
     ]:
@@ -123,3 +123,23 @@ def test_two_process_ddp_keeps_ssps_identical(corpus, tmp_path):
         if d.startswith("CKPT+")
     ]
     assert ckpts
+
+
+def test_continue_plain_dino_run_with_ssps(corpus, tmp_path):
+    plain, ssps = str(tmp_path / "plain"), str(tmp_path / "ssps")
+    _train("dino.yaml", corpus, plain, 1, None)
+    _train(
+        "dino_ssps.yaml",
+        corpus,
+        ssps,
+        3,
+        3,
+        [f"--continue_from={plain}/save"],
+    )
+    with open(os.path.join(ssps, "train_log.txt")) as f:
+        epochs = [ln for ln in f if ln.startswith("epoch:")]
+    # Epoch 1 came from the plain run: this run trained epochs 2 and 3,
+    # filling the queues in 2 and swapping positives in 3.
+    assert [ln.split(",")[0] for ln in epochs] == ["epoch: 2", "epoch: 3"]
+    assert "coverage: 0.0000e+00" in epochs[0]
+    assert "coverage: 0.0000e+00" not in epochs[1]
