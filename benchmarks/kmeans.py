@@ -19,6 +19,7 @@ Timings on shared machines are noisy; compare ratios within one run.
 """
 
 import argparse
+import ctypes
 import time
 
 import torch
@@ -54,6 +55,26 @@ def parse_args():
         "timed as the baseline)",
     )
     return parser.parse_args()
+
+
+def faiss_blas_core():
+    """Kernel family that faiss's bundled OpenBLAS picked ("?" if unknown).
+
+    faiss-cpu wheels ship their own OpenBLAS, which chooses its kernels from
+    the CPU at start-up; an old kernel (e.g. SSE3) makes faiss slow.
+    """
+    try:
+        import faiss  # noqa: F401  (loads the bundled OpenBLAS)
+
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line}
+        for path in sorted(paths):
+            get_core = ctypes.CDLL(path).openblas_get_corename
+            get_core.restype = ctypes.c_char_p
+            return get_core().decode()
+    except (ImportError, OSError, AttributeError):
+        pass
+    return "?"
 
 
 def synchronize(device):
@@ -100,6 +121,8 @@ def main():
         f"{flops / 1e9:.0f} GFLOP) torch={torch.__version__} "
         f"threads={torch.get_num_threads()}"
     )
+    if "faiss" in backends:
+        print(f"faiss OpenBLAS kernels: {faiss_blas_core()}")
     generator = torch.Generator().manual_seed(args.seed)
     data = torch.randn(args.num_rows, args.dim, generator=generator)
     for name in args.devices:

@@ -1,5 +1,6 @@
 """Tests for speechbrain_ssps.kmeans (spherical k-means, both backends)."""
 
+import numpy as np
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
@@ -198,10 +199,19 @@ def test_invalid_input_is_rejected(x, kwargs, match):
         spherical_kmeans(x, kwargs.pop("num_clusters", 1), **kwargs)
 
 
-@pytest.mark.parametrize("k", [0, -2, 1.5])
+@pytest.mark.parametrize("k", [0, -2, 1.5, True])
 def test_invalid_num_clusters_is_rejected(k):
     with pytest.raises(ValueError, match="num_clusters"):
         spherical_kmeans(torch.randn(4, 3), k)
+
+
+def test_integer_like_options_are_accepted():
+    x = torch.randn(10, 3)
+    a = spherical_kmeans(
+        x, np.int64(2), num_iters=np.int32(2), seed=np.int64(1)
+    )
+    b = spherical_kmeans(x, 2, num_iters=2, seed=1)
+    assert torch.equal(a.assignments, b.assignments)
 
 
 @pytest.mark.skipif(
