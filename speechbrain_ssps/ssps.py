@@ -61,7 +61,7 @@ from speechbrain_ssps.kmeans import spherical_kmeans
 
 SAMPLING_METHODS = ("scs", "ncs")
 _NEIGHBOUR_CHUNK = 1024
-# Multiplier mixing (seed, rank, call) into one 63-bit seed per draw.
+# Multiplier mixing (seed, call) into one 63-bit seed per draw.
 _SEED_STRIDE = 1_000_003
 
 
@@ -132,8 +132,9 @@ class SSPS(torch.nn.Module):
     kmeans_iters : int
         Lloyd iterations of the k-means run at each active epoch start.
     seed : int
-        Seeds the k-means and the sampler (each draw is seeded from
-        ``(seed, rank, number of earlier draws)``, so resuming is exact).
+        Seeds the k-means and the sampler (each step's draws are seeded from
+        ``(seed, number of earlier draws)`` and sliced by rank, so resuming
+        is exact and the draws do not depend on the number of processes).
     queue_dtype : str or torch.dtype
         Storage type of both queues (``"float16"`` halves their memory);
         values are returned in the caller's dtype.
@@ -456,15 +457,23 @@ class SSPS(torch.nn.Module):
                 f"[0, {self.num_utterances - 1}]"
             )
 
-    def _uniform(self, count: int) -> torch.Tensor:
-        """Uniform draws in [0, 1), seeded by (seed, rank, draw number)."""
+    def _uniform(self, batch: int, columns: int = 2) -> torch.Tensor:
+        """Uniform draws [columns, batch] in [0, 1) for this rank's anchors.
+
+        Every rank draws the same [columns, world_size * batch] matrix,
+        seeded by (seed, number of earlier draws), and keeps its own slice
+        of the global batch: the draws of an anchor do not depend on how
+        the global batch is split over processes, and a resumed run
+        (``num_draws`` is checkpointed) continues the same sequence.
+        """
+        world, rank = distributed.world_size(), distributed.rank()
         gen = torch.Generator()
-        gen.manual_seed(
-            (self.seed * _SEED_STRIDE + distributed.rank()) * _SEED_STRIDE
-            + self.num_draws
-        )
+        gen.manual_seed(self.seed * _SEED_STRIDE + self.num_draws)
         self.num_draws += 1
-        return torch.rand(count, generator=gen, dtype=torch.float64)
+        draws = torch.rand(
+            columns, world * batch, generator=gen, dtype=torch.float64
+        )
+        return draws[:, rank * batch : (rank + 1) * batch]
 
     @torch.no_grad()
     def sample(self, indices: torch.Tensor) -> torch.Tensor:
@@ -492,9 +501,9 @@ class SSPS(torch.nn.Module):
             )
             return self._last_slots.clone()
         g = self._num_groups
-        u = self._uniform(2 * b).to(dev)
+        u = self._uniform(b).to(dev)
         own = self.assignments[indices]
-        column = (u[b:] * self.neighbors.shape[1]).long()
+        column = (u[1] * self.neighbors.shape[1]).long()
         column.clamp_(max=self.neighbors.shape[1] - 1)
         target = self.neighbors[own.clamp(min=0), column]
         target = torch.where(own >= 0, target, torch.full_like(target, -1))
@@ -509,7 +518,7 @@ class SSPS(torch.nn.Module):
         n_self = torch.searchsorted(keys, (own_group + 1) * q) - self_lo
         count = seg_hi - seg_lo - n_self
         found = (target >= 0) & (count > 0)
-        pick = (u[:b] * count.clamp(min=1)).long()
+        pick = (u[0] * count.clamp(min=1)).long()
         pick = torch.minimum(pick, (count - 1).clamp(min=0))
         pos = seg_lo + pick
         pos = pos + n_self * (pos >= self_lo)
