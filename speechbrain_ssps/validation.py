@@ -562,11 +562,13 @@ def validate_training_options(
             )
     global_batch = batch_size * world_size
     if global_batch > num_utterances:
-        per_process = "" if world_size == 1 else f" x {world_size} processes"
+        batch = f"--batch_size={batch_size}"
+        if world_size > 1:
+            batch += f" x {world_size} processes = {global_batch}"
         raise ValueError(
-            f"--batch_size={batch_size}{per_process} = {global_batch} is "
-            f"larger than the training set ({num_utterances} utterances): "
-            "with drop_last an epoch would have no step; lower --batch_size"
+            f"{batch} is larger than the training set ({num_utterances} "
+            "utterances): with drop_last an epoch would have no step; lower "
+            "--batch_size"
         )
     if ssps_start_epoch is None:
         return

@@ -368,7 +368,7 @@ def test_bad_ssps_options_are_named(kwargs, pattern):
 def test_batch_larger_than_training_set():
     with pytest.raises(
         ValueError,
-        match=r"--batch_size=600 = 600 is larger than the training set "
+        match=r"--batch_size=600 is larger than the training set "
         r"\(500 utterances\)",
     ):
         validate_training_options(500, 600, 10)
