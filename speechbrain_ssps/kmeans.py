@@ -30,17 +30,30 @@ exactly) is re-seeded as in the torch backend. Neither backend returns NaN
 or zero centroids; a cluster can still be empty in the final assignment
 when rows are duplicated.
 
-Backend choice (``backend="auto"``) is by measurement, see
-``benchmarks/kmeans.py``. On this project's 2-core AMD EPYC (AVX2, shared
-with other jobs, so +-20 %), N = 100,000, D = 192, K = 2,500, 10 iterations
-(11 E-steps counted as 2 N K D flops each)::
+Backend choice (``backend="auto"``) is by measurement with
+``benchmarks/kmeans.py`` on this project's 2-core AMD EPYC (AVX2, torch
+2.11 with MKL, faiss-cpu 1.15.1 whose bundled OpenBLAS 0.3.15 picked its
+Zen/AVX2 kernels here, not the slow SSE3 ones seen on an earlier machine).
+The machine was shared with other jobs (load average 5-10), so absolute
+numbers are low and the ratio moved from run to run. Default size
+(N = 100,000, D = 192, K = 2,500, 10 iterations; 11 E-steps of 2 N K D
+flops), fastest of 2 interleaved runs per backend::
 
-    torch (MKL sgemm)          : 8.3 s   127 GFLOP/s   1.00 x torch time
-    faiss 1.15.1 (OpenBLAS)    : 8.9 s   119 GFLOP/s   1.07 x torch time
+    run   torch           faiss           faiss time / torch time
+    1     35.5 s 30 GF/s  39.0 s 27 GF/s  1.10
+    2     68.1 s 16 GF/s  66.2 s 16 GF/s  0.97
+    3     56.3 s 19 GF/s  41.7 s 25 GF/s  0.74
 
-On CUDA, faiss-gpu was not available to measure; the faiss path here would
-also copy the data through host memory, so ``auto`` picks torch on every
-device.
+With N = 30,000 and 5 iterations, fastest of 5: 9.5 s vs 7.2 s (0.76),
+and in a later in-process run 8.0 s vs 9.0 s (1.12). The E-step alone at
+load < 1 (N = 20,000, K = 2,500): torch blocks of 512-4096 rows 126-148
+GFLOP/s, faiss's flat inner-product search 100-113 GFLOP/s. The backends
+are thus level within noise on CPU; ``auto`` picks torch there, which is
+bitwise reproducible and the same code as on CUDA. On CUDA, faiss-gpu was
+not available to measure, and this faiss path copies the data through host
+memory, so ``auto`` picks torch as well. Rerun the benchmark on new
+hardware and change :func:`default_backend` if one backend is clearly
+faster.
 
 Authors
  * speechbrain-ssps contributors 2025
@@ -117,9 +130,10 @@ def default_backend(device: Union[torch.device, str]) -> str:
     """Backend that ``backend="auto"`` uses for data on ``device``.
 
     The choice comes from ``benchmarks/kmeans.py`` (numbers in the module
-    docstring): on CPU torch's MKL matrix product matches or beats faiss's
-    bundled OpenBLAS, and on CUDA torch runs on the tensors' own device
-    whereas faiss-gpu was not available to measure.
+    docstring): on CPU torch and faiss were level within the noise of a
+    shared machine and torch is bitwise reproducible; on CUDA torch runs
+    on the tensors' own device, whereas faiss-gpu was not available to
+    measure.
 
     Arguments
     ---------
