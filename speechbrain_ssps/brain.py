@@ -339,8 +339,8 @@ class SSLBrain(sb.Brain):
         -------
         dict
             ``student``: DINO logits [(G+L)*B, out] or SimCLR embeddings
-            [2*B, P]; DINO: ``teacher_bottleneck`` [G*B, 256] and
-            ``teacher`` logits [G*B, out]; SimCLR: ``embeddings``;
+            [2*B, P]; DINO: ``teacher_bottleneck`` [G*B, 256] and, when
+            SSPS stores logits, ``teacher`` logits [G*B, out] (else None);
             ``y_ref`` [B, D] when SSPS fills its queues, else None.
         """
         batch = batch.to(self.device)
@@ -355,8 +355,12 @@ class SSLBrain(sb.Brain):
                 t_repr = self._encode(self.modules.teacher_model, groups[0])
                 t_bottleneck = self.modules.teacher_head.bottleneck(t_repr)
                 out["teacher_bottleneck"] = t_bottleneck
-                out["teacher"] = self.modules.teacher_head.prototypes(
-                    t_bottleneck
+                # Logits now only if they are what SSPS stores; otherwise
+                # the prototype layer runs once, after the swap.
+                out["teacher"] = (
+                    self.modules.teacher_head.prototypes(t_bottleneck)
+                    if self._stores_dino_logits()
+                    else None
                 )
         else:
             emb = student_repr
@@ -374,26 +378,32 @@ class SSLBrain(sb.Brain):
     # ------------------------------------------------------------------
     # Objectives
     # ------------------------------------------------------------------
+    def _stores_dino_logits(self) -> bool:
+        """Whether SSPS's DINO queue holds full teacher logits."""
+        return getattr(self.hparams, "dino_queue", "bottleneck") == "logits"
+
     def _ssps_dino_targets(self, predictions, indices) -> torch.Tensor:
-        """Teacher logits with SSPS pseudo-positives swapped in."""
-        n_global = self.hparams.num_global_views
-        teacher = predictions["teacher"]
+        """Teacher logits with SSPS pseudo-positives swapped in.
+
+        With the default bottleneck queue, the teacher's 256-d bottlenecks
+        are swapped and the current teacher's prototype layer is applied
+        once to the result; with ``dino_queue: logits`` the full logits are
+        swapped (the paper's queue).
+        """
+        full = self._stores_dino_logits()
+        targets = predictions["teacher" if full else "teacher_bottleneck"]
         ssps = self.ssps
-        if ssps is None or not ssps.filling:
-            return teacher
-        b = indices.numel()
-        full = getattr(self.hparams, "dino_queue", "bottleneck") == "logits"
-        stored = teacher if full else predictions["teacher_bottleneck"]
-        stored = stored.reshape(n_global, b, -1)
-        if ssps.active:
-            ssps.sample(indices)
-            swapped = ssps.swap(stored)
-            teacher = swapped.reshape(n_global * b, -1)
-            if not full:
-                with torch.no_grad():
-                    teacher = self.modules.teacher_head.prototypes(teacher)
-        ssps.update(indices, predictions["y_ref"], stored)
-        return teacher
+        if ssps is not None and ssps.filling:
+            n_global, b = self.hparams.num_global_views, indices.numel()
+            stored = targets.reshape(n_global, b, -1)
+            if ssps.active:
+                ssps.sample(indices)
+                targets = ssps.swap(stored).reshape(n_global * b, -1)
+            ssps.update(indices, predictions["y_ref"], stored)
+        if full:
+            return targets
+        with torch.no_grad():
+            return self.modules.teacher_head.prototypes(targets)
 
     def compute_objectives(self, predictions, batch, stage):
         """SSPS sample -> swap -> loss -> SSPS update."""
@@ -469,6 +479,11 @@ class SSLBrain(sb.Brain):
         """Enters the epoch in SSPS (k-means when active)."""
         if stage == sb.Stage.TRAIN:
             self._epoch = int(epoch or 0)
+            # Seeded crops are a function of the epoch (set before the
+            # DataLoader iterator and its workers are created).
+            views = getattr(self.hparams, "views_pipeline", None)
+            if views is not None and hasattr(views, "set_epoch"):
+                views.set_epoch(self._epoch)
             if self.ssps is not None:
                 self.ssps.on_epoch_start(self._epoch)
 

@@ -4,7 +4,9 @@ Each training step appends ``{"epoch", "step", "loss", "ssps"}`` to
 ``<output_folder>/probe_rank<RANK>.jsonl``, where ``ssps`` is a SHA-1 of every
 SSPS state tensor (queues, pointer, assignments, centroids, neighbours). With
 ``PROBE_KILL_AFTER=k`` the process kills itself with SIGKILL right after its
-k-th step (before that step's intra-epoch checkpoint is written).
+k-th step (before that step's intra-epoch checkpoint is written); with
+``PROBE_DELETE_AFTER=k:path`` it deletes ``path`` after its k-th step (an
+audio file going bad during training).
 
 Usage (from the recipe folder)::
 
@@ -32,6 +34,9 @@ def install_probes():
     from speechbrain_ssps.brain import SSLBrain
 
     kill_after = int(os.environ.get("PROBE_KILL_AFTER", "0"))
+    delete_after, _, delete_path = os.environ.get(
+        "PROBE_DELETE_AFTER", "0:"
+    ).partition(":")
     original = SSLBrain.on_fit_batch_end
     done = {"steps": 0}
 
@@ -47,6 +52,8 @@ def install_probes():
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         done["steps"] += 1
+        if int(delete_after) and done["steps"] == int(delete_after):
+            os.remove(delete_path)
         if kill_after and done["steps"] == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -171,7 +171,9 @@ def test_dino_swap_touches_exactly_the_sampled_anchors():
     assert pos[:2].tolist() == [-1, -1]
     assert (pos[2:] >= 0).all()
     t = targets.view(2, 4, -1)
-    ordinary = pred["teacher"].view(2, 4, -1)
+    ordinary = brain.modules.teacher_head.prototypes(
+        pred["teacher_bottleneck"]
+    ).view(2, 4, -1)
     assert torch.equal(t[:, :2], ordinary[:, :2])
     slots = ssps._last_slots
     for j in (2, 3):

@@ -35,6 +35,10 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.brain import SSLBrain
 from speechbrain_ssps.crops import make_ssl_views_pipeline, ssl_view_keys
+from speechbrain_ssps.validation import (
+    validate_manifest,
+    validate_training_options,
+)
 
 logger = get_logger(__name__)
 
@@ -68,7 +72,9 @@ def dataio_prep(hparams):
         reference_samples=int(hparams["ref_crop_seconds"] * sr)
         if with_ref
         else None,
+        seed=hparams["seed"],  # crops = f(seed, epoch, utterance): resumable
     )
+    hparams["views_pipeline"] = views  # SSLBrain sets its epoch
     sb.dataio.dataset.add_dynamic_item([train_data], index_pipeline)
     sb.dataio.dataset.add_dynamic_item([train_data], views)
     keys = ssl_view_keys(
@@ -189,11 +195,38 @@ if __name__ == "__main__":
             "skip_prep": hparams["skip_prep"],
         },
     )
+    # Every row and audio header checked before anything trains.
+    shortest_crop = min(
+        hparams["global_crop_seconds"],
+        hparams["local_crop_seconds"] if hparams["num_local_views"] else 1e9,
+    )
+    run_on_main(
+        validate_manifest,
+        kwargs={
+            "csv_path": hparams["train_annotation"],
+            "sample_rate": hparams["sample_rate"],
+            "min_samples": int(shortest_crop * hparams["sample_rate"]),
+            "replacements": {"data_root": hparams["data_folder"]},
+        },
+    )
     hparams["augmentations"] = []
     run_on_main(build_augmentations, args=[hparams])  # writes CSVs once
     hparams["augmentations"] = build_augmentations(hparams)
 
     train_data = dataio_prep(hparams)
+    with_ssps = "ssps" in hparams
+    validate_training_options(
+        num_utterances=len(train_data),
+        batch_size=hparams["batch_size"],
+        number_of_epochs=hparams["number_of_epochs"],
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        ssps_start_epoch=hparams["ssps_start_epoch"] if with_ssps else None,
+        num_clusters=hparams["ssps_num_clusters"]
+        if with_ssps and not hparams.get("ssps_oracle")
+        else None,
+        num_neighbors=hparams["ssps_num_neighbors"] if with_ssps else None,
+        sampling=hparams.get("ssps_sampling", "ncs"),
+    )
     if "ssps" not in hparams and hparams.get("ssps_start_epoch") is not None:
         logger.warning(
             f"ssps_start_epoch={hparams['ssps_start_epoch']} is ignored: "
