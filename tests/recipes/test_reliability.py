@@ -37,34 +37,58 @@ def _train(yaml, corpus, out, epochs, start, extra=(), **kwargs):
     return run_script(args, **kwargs)
 
 
+# Shared settings: (yaml, epochs, ssps_start_epoch), intra-epoch checkpoints
+# after every step (they must not change training).
+RUNS = {
+    "simclr": ("simclr_ssps.yaml", 4, 3),  # 24 steps, SSPS from step 13
+    "dino": ("dino_ssps.yaml", 2, 2),
+}
+CKPT_EVERY_STEP = ["--ckpt_interval_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(corpus, tmp_path_factory):
+    """Records of one uninterrupted run per framework (made on demand)."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            yaml, epochs, start = RUNS[name]
+            out = str(tmp_path_factory.mktemp(f"full_{name}"))
+            _train(yaml, corpus, out, epochs, start, CKPT_EVERY_STEP)
+            cache[name] = _records(out)
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.parametrize(
-    "yaml, kill_after",
+    "name, kill_after",
     [
-        ("simclr_ssps.yaml", 2),  # during the plain (queue-filling) epoch
-        ("dino_ssps.yaml", STEPS_PER_EPOCH + 2),  # during an SSPS epoch
+        ("simclr", 2),  # during a plain epoch
+        ("dino", STEPS_PER_EPOCH + 2),  # during an SSPS epoch
     ],
 )
 def test_kill_and_resume_matches_uninterrupted_run(
-    yaml, kill_after, corpus, tmp_path
+    name, kill_after, uninterrupted, corpus, tmp_path
 ):
-    ckpt = ["--ckpt_interval_steps=1"]
-    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
-    _train(yaml, corpus, full, 2, 2, ckpt)
+    yaml, epochs, start = RUNS[name]
+    killed = str(tmp_path / "killed")
     result = _train(
         yaml,
         corpus,
         killed,
-        2,
-        2,
-        ckpt,
+        epochs,
+        start,
+        CKPT_EVERY_STEP,
         check=False,
         env={"PROBE_KILL_AFTER": str(kill_after)},
     )
     assert result.returncode == -9  # really killed
     assert len(_records(killed)) == kill_after
-    _train(yaml, corpus, killed, 2, 2, ckpt)  # the same command again
+    _train(yaml, corpus, killed, epochs, start, CKPT_EVERY_STEP)  # again
 
-    expected = {(r["epoch"], r["step"]): r for r in _records(full)}
+    expected = {(r["epoch"], r["step"]): r for r in uninterrupted(name)}
     resumed = {}
     for r in _records(killed):  # the latest record of each step wins
         resumed[(r["epoch"], r["step"])] = r
@@ -75,14 +99,14 @@ def test_kill_and_resume_matches_uninterrupted_run(
         assert resumed[key]["loss"] == record["loss"], key
         assert resumed[key]["ssps"] == record["ssps"], key
     with open(os.path.join(killed, "train_log.txt")) as f:
-        assert len([ln for ln in f if ln.startswith("epoch:")]) == 2
+        assert len([ln for ln in f if ln.startswith("epoch:")]) == epochs
 
 
-def test_same_seed_same_first_20_losses(corpus, tmp_path):
-    runs = [str(tmp_path / "a"), str(tmp_path / "b")]
-    for out in runs:
-        _train("simclr_ssps.yaml", corpus, out, 4, 3)
-    a, b = (_records(out) for out in runs)
+def test_same_seed_same_first_20_losses(uninterrupted, corpus, tmp_path):
+    yaml, epochs, start = RUNS["simclr"]
+    out = str(tmp_path / "again")
+    _train(yaml, corpus, out, epochs, start, CKPT_EVERY_STEP)
+    a, b = uninterrupted("simclr"), _records(out)
     assert len(a) >= 20
     # Tolerance 0: same machine, same thread count, SSPS active from step 13.
     assert [r["loss"] for r in a[:20]] == [r["loss"] for r in b[:20]]
@@ -143,3 +167,46 @@ def test_continue_plain_dino_run_with_ssps(corpus, tmp_path):
     assert [ln.split(",")[0] for ln in epochs] == ["epoch: 2", "epoch: 3"]
     assert "coverage: 0.0000e+00" in epochs[0]
     assert "coverage: 0.0000e+00" not in epochs[1]
+
+
+def test_file_going_bad_during_training_keeps_last_checkpoint(corpus, tmp_path):
+    import shutil
+
+    import torch
+
+    data = str(tmp_path / "data")
+    shutil.copytree(corpus, data)
+    out = str(tmp_path / "run")
+    with open(os.path.join(data, "meta", "veri_test2.txt")) as f:
+        test_speakers = {ln.split()[1].split("/")[0] for ln in f}
+    victim = next(
+        os.path.join(root, name)
+        for root, _, names in sorted(os.walk(os.path.join(data, "wav")))
+        for name in sorted(names)
+        if root.split(os.sep)[-2] not in test_speakers
+    )
+    # Deleted after the last step of epoch 1: epoch 2 cannot read it.
+    result = _train(
+        "simclr.yaml",
+        data,
+        out,
+        2,
+        None,
+        check=False,
+        env={"PROBE_DELETE_AFTER": f"{STEPS_PER_EPOCH}:{victim}"},
+    )
+    assert result.returncode != 0
+    assert victim in result.stdout + result.stderr
+    save = os.path.join(out, "save")
+    ckpts = [d for d in os.listdir(save) if d.startswith("CKPT+")]
+    assert len(ckpts) == 1
+    state = torch.load(
+        os.path.join(save, ckpts[0], "embedding_model.ckpt"),
+        weights_only=True,
+    )
+    assert state
+    # Put the file back: the same command resumes and finishes epoch 2.
+    shutil.copy(os.path.join(corpus, os.path.relpath(victim, data)), victim)
+    _train("simclr.yaml", data, out, 2, None)
+    with open(os.path.join(out, "train_log.txt")) as f:
+        assert len([ln for ln in f if ln.startswith("epoch:")]) == 2

@@ -195,17 +195,19 @@ if __name__ == "__main__":
             "skip_prep": hparams["skip_prep"],
         },
     )
-    # Every row and audio header checked before anything trains.
-    shortest_crop = min(
-        hparams["global_crop_seconds"],
-        hparams["local_crop_seconds"] if hparams["num_local_views"] else 1e9,
-    )
+    # Every row and audio header checked before anything trains; files
+    # shorter than the longest crop are counted (their crops wrap around).
+    crops = [hparams["global_crop_seconds"]]
+    if hparams["num_local_views"]:
+        crops.append(hparams["local_crop_seconds"])
+    if "ssps" in hparams:
+        crops.append(hparams["ref_crop_seconds"])
     run_on_main(
         validate_manifest,
         kwargs={
             "csv_path": hparams["train_annotation"],
             "sample_rate": hparams["sample_rate"],
-            "min_samples": int(shortest_crop * hparams["sample_rate"]),
+            "min_samples": int(max(crops) * hparams["sample_rate"]),
             "replacements": {"data_root": hparams["data_folder"]},
         },
     )
@@ -217,7 +219,7 @@ if __name__ == "__main__":
     with_ssps = "ssps" in hparams
     validate_training_options(
         num_utterances=len(train_data),
-        batch_size=hparams["batch_size"],
+        batch_size=hparams["dataloader_options"]["batch_size"],
         number_of_epochs=hparams["number_of_epochs"],
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
         ssps_start_epoch=hparams["ssps_start_epoch"] if with_ssps else None,
