@@ -28,7 +28,9 @@ Expected hyperparameters (see ``recipes/VoxCeleb/SSPS/hparams/*.yaml``):
 ``weight_decay``, ``weight_decay_end``, ``schedule_epochs``, ``clip_grad``,
 ``freeze_last_layer``, ``momentum_teacher``, ``momentum_teacher_end``,
 ``dino_queue`` (``bottleneck`` | ``logits``), ``augmentations``,
-``augment_prob``, ``train_logger``, ``keep_checkpoints``.
+``augment_prob``, ``train_logger``, ``keep_checkpoints``, ``sync_batchnorm``
+and ``views_pipeline`` (the seeded crop pipeline, whose epoch is set at the
+start of each training epoch).
 
 Authors
  * speechbrain-ssps contributors
