@@ -221,7 +221,7 @@ def cosine_score(enrol: torch.Tensor, test: torch.Tensor) -> torch.Tensor:
     return (F.normalize(enrol, dim=1) * F.normalize(test, dim=1)).sum(dim=1)
 
 
-def read_trials(path: str) -> List[Tuple[int, str, str]]:
+def read_trials(path: str, with_line_numbers: bool = False) -> List[tuple]:
     """Reads a trial list of ``<label> <enrol> <test>`` lines.
 
     Audio extensions (``.wav``, ``.flac``, ``.m4a``) are stripped from the
@@ -232,11 +232,14 @@ def read_trials(path: str) -> List[Tuple[int, str, str]]:
     ---------
     path : str
         The trial file.
+    with_line_numbers : bool
+        Also return each trial's line number (for error messages).
 
     Returns
     -------
-    list of (int, str, str)
-        ``(label, enrol_id, test_id)`` per trial.
+    list of tuple
+        ``(label, enrol_id, test_id)`` per trial, followed by the line
+        number when ``with_line_numbers``.
 
     Example
     -------
@@ -256,9 +259,12 @@ def read_trials(path: str) -> List[Tuple[int, str, str]]:
                     f"{path}, line {line_no}: expected '<0|1> <enrol> "
                     f"<test>', got {line.strip()!r}"
                 )
-            trials.append(
-                (int(fields[0]), _strip_ext(fields[1]), _strip_ext(fields[2]))
+            trial = (
+                int(fields[0]),
+                _strip_ext(fields[1]),
+                _strip_ext(fields[2]),
             )
+            trials.append(trial + (line_no,) if with_line_numbers else trial)
     return trials
 
 

@@ -45,6 +45,8 @@ import soundfile as sf
 from speechbrain.dataio.dataio import load_pkl, save_pkl
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_ssps.scoring import read_trials
+
 logger = get_logger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
@@ -57,7 +59,6 @@ STANDARD_TRIAL_LISTS = {
 CSV_HEADER = ["ID", "duration", "wav", "spk_id", "video_id"]
 OPT_FILE = "opt_voxceleb_prepare.pkl"
 _TRIAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_STRIP_EXTENSIONS = AUDIO_EXTENSIONS + (M4A_EXTENSION,)
 
 
 def prepare_voxceleb(
@@ -409,34 +410,17 @@ def _m4a_message(root: str, example: str, count: int) -> str:
     )
 
 
-def _strip_extension(name: str) -> str:
-    """Removes a known audio extension from a trial-list entry."""
-    stem, ext = os.path.splitext(name)
-    return stem if ext in _STRIP_EXTENSIONS else name
-
-
 def _read_trial_file(path: str) -> List[Tuple[int, str, str, int]]:
     """Parses ``<label> <enrol> <test>`` lines (with line numbers)."""
-    trials = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in ("0", "1"):
+    trials = read_trials(path, with_line_numbers=True)
+    for _, enrol, test, line_no in trials:
+        for utt_id in (enrol, test):
+            parts = utt_id.split("/")
+            if len(parts) != 3 or not all(parts):
                 raise ValueError(
-                    f"{path}, line {line_no}: expected '<0|1> <enrol> "
-                    f"<test>', got {line.strip()!r}"
+                    f"{path}, line {line_no}: {utt_id!r} is not "
+                    "<speaker>/<video>/<utt>"
                 )
-            ids = [_strip_extension(field) for field in fields[1:]]
-            for utt_id in ids:
-                parts = utt_id.split("/")
-                if len(parts) != 3 or not all(parts):
-                    raise ValueError(
-                        f"{path}, line {line_no}: {utt_id!r} is not "
-                        "<speaker>/<video>/<utt>"
-                    )
-            trials.append((int(fields[0]), ids[0], ids[1], line_no))
     if not trials:
         raise ValueError(f"Trial list is empty: {path}")
     return trials
