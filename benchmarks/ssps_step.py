@@ -46,13 +46,13 @@ def loop_baseline_step(ssps, anchors, z_pos, y_ref, gen):
     out = z_pos.clone()
     for j, slot in enumerate(slots):
         if slot >= 0:
-            out[:, j] = ssps.pos_queue[:, slot]
+            out[:, j] = ssps.pos_queue[slot]
     # Queue update as in the reference code: one row at a time.
     q = ssps.queue_size
     for j, i in enumerate(anchors.tolist()):
         ssps.ref_queue[i] = F.normalize(y_ref[j], dim=0)
         ptr = int(ssps.pos_ptr)
-        ssps.pos_queue[:, ptr] = z_pos[:, j]
+        ssps.pos_queue[ptr] = z_pos[:, j]
         ssps.pos_indices[ptr] = i
         ssps.pos_ptr.fill_((ptr + 1) % q)
     return out

@@ -230,7 +230,9 @@ class SSPS(torch.nn.Module):
         self.register_buffer("ref_queue", torch.zeros(n, repr_dim, dtype=dt))
         self.register_buffer("ref_filled", torch.zeros(n, dtype=torch.bool))
         self.register_buffer(
-            "pos_queue", torch.zeros(pos_views, q, pos_dim, dtype=dt)
+            # [Q, V, P]: a slot's views are contiguous (one gather per slot)
+            "pos_queue",
+            torch.zeros(q, pos_views, pos_dim, dtype=dt),
         )
         self.register_buffer(
             "pos_indices", torch.full((q,), -1, dtype=torch.long)
@@ -428,10 +430,18 @@ class SSPS(torch.nn.Module):
             self._rebuild_index()
             return
         keys = self._sorted_keys
+        new = torch.sort(self._slot_keys(slots)).values
+        if keys.device.type == "cpu":
+            # numpy's delete/insert are plain memory moves, several times
+            # cheaper than torch's masked kernels at this size.
+            k = keys.numpy()
+            kept = np.delete(k, np.searchsorted(k, old_keys.numpy()))
+            new_np = new.numpy()
+            k[:] = np.insert(kept, np.searchsorted(kept, new_np), new_np)
+            return
         keep = torch.ones_like(keys, dtype=torch.bool)
         keep[torch.searchsorted(keys, old_keys)] = False
         kept = keys.masked_select(keep)
-        new = torch.sort(self._slot_keys(slots)).values
         new_pos = torch.searchsorted(kept, new) + torch.arange(
             b, device=keys.device
         )
@@ -449,8 +459,9 @@ class SSPS(torch.nn.Module):
                 f"SSPS.{where}: indices must be a 1-D integer tensor, got "
                 f"{indices.dtype} of shape {tuple(indices.shape)}"
             )
-        if indices.numel() and bool(
-            (indices.min() < 0) | (indices.max() >= self.num_utterances)
+        low, high = torch.aminmax(indices) if indices.numel() else (0, 0)
+        if indices.numel() and (
+            int(low) < 0 or int(high) >= self.num_utterances
         ):
             raise ValueError(
                 f"SSPS.{where}: utterance indices must lie in "
@@ -571,7 +582,8 @@ class SSPS(torch.nn.Module):
                 f"pos_dim), got {tuple(z_pos.shape)}"
             )
         slots = self._last_slots.to(z_pos.device)
-        stored = self.pos_queue.index_select(1, slots.clamp(min=0)).to(z_pos)
+        stored = self.pos_queue.index_select(0, slots.clamp(min=0))
+        stored = stored.transpose(0, 1).to(z_pos)
         return torch.where((slots >= 0)[None, :, None], stored, z_pos)
 
     @torch.no_grad()
@@ -628,9 +640,10 @@ class SSPS(torch.nn.Module):
         # The slots are ptr..ptr+count-1, wrapping at most once: two slices.
         head = min(count, q - ptr)
         z_pos = z_pos.to(self.queue_dtype)
-        self.pos_queue[:, ptr : ptr + head] = z_pos[:, :head]
+        z_pos = z_pos.transpose(0, 1)  # [B, V, P], the queue's layout
+        self.pos_queue[ptr : ptr + head] = z_pos[:head]
         self.pos_indices[ptr : ptr + head] = indices[:head]
-        self.pos_queue[:, : count - head] = z_pos[:, head:]
+        self.pos_queue[: count - head] = z_pos[head:]
         self.pos_indices[: count - head] = indices[head:]
         self.pos_ptr.fill_((ptr + count) % q)
         if self._has_clusters:

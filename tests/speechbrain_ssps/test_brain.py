@@ -177,7 +177,7 @@ def test_dino_swap_touches_exactly_the_sampled_anchors():
     assert torch.equal(t[:, :2], ordinary[:, :2])
     slots = ssps._last_slots
     for j in (2, 3):
-        expected = brain.modules.teacher_head.prototypes(stored[:, slots[j]])
+        expected = brain.modules.teacher_head.prototypes(stored[slots[j]])
         assert torch.allclose(t[:, j], expected, atol=1e-6)
         assert not torch.allclose(t[:, j], ordinary[:, j])
 
