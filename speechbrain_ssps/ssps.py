@@ -545,18 +545,14 @@ class SSPS(torch.nn.Module):
         return positives
 
     def _count(self, anchors, positives, found) -> None:
-        stats = [
-            torch.tensor(float(anchors.numel()), device=found.device),
-            found.sum(),
-        ]
+        """Adds this step's anchors, coverage and label hits (no sync)."""
+        self._counts[0] += anchors.numel()
+        self._counts[1] += found.sum()
         if self._speakers.numel():
             safe = positives.clamp(min=0)
-            for labels in (self._speakers, self._videos):
+            for row, labels in ((2, self._speakers), (3, self._videos)):
                 same = found & (labels[safe] == labels[anchors])
-                stats.append(same.sum())
-        else:
-            stats += [found.new_zeros(()), found.new_zeros(())]
-        self._counts += torch.stack(stats).to(self._counts)
+                self._counts[row] += same.sum()
 
     def swap(self, z_pos: torch.Tensor) -> torch.Tensor:
         """Replaces positives by the pseudo-positives of the last ``sample``.
