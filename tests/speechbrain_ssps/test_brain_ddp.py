@@ -8,12 +8,10 @@ single-process state — SSPS active included, because its draws are sliced
 from one global draw.
 """
 
-import os
-import socket
-
 import pytest
 import speechbrain as sb
 import torch
+from gloo_ranks import run_on_ranks
 from test_brain import GLOBAL, LOCAL, REF, make_brain
 
 N_GLOBAL_BATCH = 8
@@ -29,7 +27,7 @@ def _item(i):
     return item
 
 
-def _protocol(framework, rank, world):
+def _protocol(rank, world, framework):
     from speechbrain.dataio.batch import PaddedBatch
 
     brain = make_brain(framework, with_ssps=True)
@@ -61,37 +59,11 @@ def _protocol(framework, rank, world):
     }
 
 
-def _worker(rank, world, port, out_dir, framework):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    try:
-        torch.save(
-            _protocol(framework, rank, world),
-            os.path.join(out_dir, f"{rank}.pt"),
-        )
-    finally:
-        torch.distributed.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("framework", ["simclr", "dino"])
 def test_two_processes_match_one_process(framework, tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(
-        _worker, args=(2, _free_port(), str(tmp_path), framework), nprocs=2
-    )
-    r0, r1 = (
-        torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1)
-    )
+    r0, r1 = run_on_ranks(_protocol, tmp_path, framework)
     torch.set_num_threads(1)
-    single = _protocol(framework, 0, 1)
+    single = _protocol(0, 1, framework)
     # SSPS queues and clustering: bit-identical on both ranks.
     for name, value in r0["state"].items():
         assert torch.equal(value, r1["state"][name]), name

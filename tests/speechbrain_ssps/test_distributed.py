@@ -1,11 +1,8 @@
 """Tests for speechbrain_ssps.distributed (single process and 2 gloo ranks)."""
 
-import os
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_ranks import run_on_ranks
 
 from speechbrain_ssps import distributed as D
 
@@ -29,39 +26,27 @@ def _rank_rows(r):
     return torch.arange(6, dtype=torch.float32).view(3, 2) + 10.0 * r
 
 
-def _worker(r, store_path, out_dir):
-    dist.init_process_group(
-        "gloo", init_method=f"file://{store_path}", rank=r, world_size=WORLD
-    )
-    try:
-        res = {"rank": D.rank(), "world": D.world_size()}
-        res["is_dist"] = D.is_distributed()
-        x = _rank_rows(r).requires_grad_(True)
-        gathered = D.all_gather_with_grad(x)
-        res["gathered"] = gathered.detach().clone()
-        # A loss that weights every gathered row differently, computed on
-        # every rank; the backward must sum all ranks' contributions.
-        weights = torch.arange(gathered.numel(), dtype=torch.float32)
-        weights = weights.view_as(gathered) * (r + 1)
-        (gathered * weights).sum().backward()
-        res["grad"] = x.grad.clone()
-        res["no_grad_dim1"] = D.all_gather_no_grad(_rank_rows(r), dim=1)
-        t = torch.tensor([float(r), 2.0 * r + 1.0])
-        D.all_reduce_mean_(t)
-        res["mean"] = t
-        torch.save(res, os.path.join(out_dir, f"rank{r}.pt"))
-    finally:
-        dist.destroy_process_group()
+def _worker(r, world):
+    res = {"rank": D.rank(), "world": D.world_size()}
+    res["is_dist"] = D.is_distributed()
+    x = _rank_rows(r).requires_grad_(True)
+    gathered = D.all_gather_with_grad(x)
+    res["gathered"] = gathered.detach().clone()
+    # A loss that weights every gathered row differently, computed on
+    # every rank; the backward must sum all ranks' contributions.
+    weights = torch.arange(gathered.numel(), dtype=torch.float32)
+    weights = weights.view_as(gathered) * (r + 1)
+    (gathered * weights).sum().backward()
+    res["grad"] = x.grad.clone()
+    res["no_grad_dim1"] = D.all_gather_no_grad(_rank_rows(r), dim=1)
+    t = torch.tensor([float(r), 2.0 * r + 1.0])
+    D.all_reduce_mean_(t)
+    res["mean"] = t
+    return res
 
 
 def test_two_gloo_ranks(tmp_path):
-    mp.spawn(
-        _worker,
-        args=(str(tmp_path / "store"), str(tmp_path)),
-        nprocs=WORLD,
-        join=True,
-    )
-    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
+    results = run_on_ranks(_worker, tmp_path, world=WORLD)
     full = torch.cat([_rank_rows(r) for r in range(WORLD)], dim=0)
     # Weights summed over ranks: rank k used arange * (k + 1).
     base = torch.arange(full.numel(), dtype=torch.float32).view_as(full)

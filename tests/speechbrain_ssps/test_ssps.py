@@ -1,11 +1,9 @@
 """Tests of the SSPS module: schedule, sampling rules, queues, state."""
 
-import os
-import socket
-
 import pytest
 import torch
 import torch.nn.functional as F
+from gloo_ranks import run_on_ranks
 
 from speechbrain_ssps.ssps import SSPS
 
@@ -331,58 +329,39 @@ def test_checkpoint_round_trip_continues_the_same_draws(tmp_path):
     assert torch.equal(ssps._sorted_keys, restored._sorted_keys)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank, world, port, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    try:
-        n = 32
-        ssps = SSPS(
-            n,
-            4,
-            3,
-            queue_size=16,
-            num_clusters=4,
-            sampling="ncs",
-            start_epoch=2,
-            seed=5,
-        )
-        ssps.set_labels(torch.arange(n) % 4, torch.arange(n) % 8)
-        gen = torch.Generator().manual_seed(0)  # same data on every rank
-        y = torch.randn(n, 4, generator=gen)
-        z = torch.randn(1, n, 3, generator=gen)
-        samples = []
-        for epoch in (1, 2):
-            ssps.on_epoch_start(epoch)
-            for batch in torch.arange(n).split(8):
-                mine = batch[rank::world]  # each rank its own half
-                samples.append(ssps.sample(mine))
-                ssps.update(mine, y[mine], z[:, mine])
-        metrics = ssps.metrics()
-        torch.save(
-            {
-                "state": ssps.state_dict(),
-                "samples": samples,
-                "metrics": metrics,
-            },
-            os.path.join(out_dir, f"{rank}.pt"),
-        )
-    finally:
-        torch.distributed.destroy_process_group()
+def _ddp_worker(rank, world):
+    n = 32
+    ssps = SSPS(
+        n,
+        4,
+        3,
+        queue_size=16,
+        num_clusters=4,
+        sampling="ncs",
+        start_epoch=2,
+        seed=5,
+    )
+    ssps.set_labels(torch.arange(n) % 4, torch.arange(n) % 8)
+    gen = torch.Generator().manual_seed(0)  # same data on every rank
+    y = torch.randn(n, 4, generator=gen)
+    z = torch.randn(1, n, 3, generator=gen)
+    samples = []
+    for epoch in (1, 2):
+        ssps.on_epoch_start(epoch)
+        for batch in torch.arange(n).split(8):
+            mine = batch[rank::world]  # each rank its own half
+            samples.append(ssps.sample(mine))
+            ssps.update(mine, y[mine], z[:, mine])
+    metrics = ssps.metrics()
+    return {
+        "state": ssps.state_dict(),
+        "samples": samples,
+        "metrics": metrics,
+    }
 
 
 def test_two_process_queues_identical(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
-    r0 = torch.load(tmp_path / "0.pt", weights_only=True)
-    r1 = torch.load(tmp_path / "1.pt", weights_only=True)
+    r0, r1 = run_on_ranks(_ddp_worker, tmp_path)
     for name, buf in r0["state"].items():
         assert torch.equal(buf, r1["state"][name]), name
     assert (r0["state"]["assignments"] >= 0).all()
