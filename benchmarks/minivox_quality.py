@@ -38,27 +38,47 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(REPO, "recipes", "VoxCeleb", "SSPS")
 
-# The benchmark corpus (fixed; recorded in results.json), chosen with the
-# baseline and the oracle only: 8 videos per speaker give SSPS other videos
-# of the same speaker to find; 20 speakers keep a run within 4-9 minutes on
-# a shared 2-core CPU; channel strength 0.5 (1.0 left DINO at 46.6 % EER).
-# Measured (1 seed): SimCLR 40.5 % EER, oracle 29.1 % (-28 %), so the
-# confound is real; both baselines stay near chance (~40-42 %) at this
-# budget, short of the <= 20 % aim, and DINO's oracle barely helps (40.7 %).
+# The benchmark corpus (fixed; recorded in results.json), calibrated with
+# the SimCLR baseline and oracle only (1 seed each, see the recipe README):
+# 20 speakers x 8 videos x 4 utterances at channel 0.5 left both baselines
+# at 40-42 % EER (near chance, below raw filterbank statistics); 60 speakers
+# x 6 x 3 at channel 0.35 / 0.25 gave SimCLR 25.8 / 24.9 % with the oracle
+# at 10.1 / 10.4 %; 150 speakers x 6 x 3 at channel 0.25 gave 18.5 % with
+# the oracle at 2.9 %. More speakers matter most: with 20 training speakers
+# a batch holds several false negatives and nothing generalises to unseen
+# test speakers.
 CORPUS = {
-    "speakers": 20,
-    "videos": 8,
-    "utterances": 4,
-    "test-speakers": 10,
+    "speakers": 150,
+    "videos": 6,
+    "utterances": 3,
+    "test-speakers": 20,
     "seed": 0,
     "min-duration": 2.0,
     "max-duration": 4.0,
-    "channel-strength": 0.5,
+    "channel-strength": 0.25,
     "session-variability": 1.0,
+}
+
+# Training budget (train.py overrides for every condition of a framework;
+# --train-args replaces values key by key). The plain phase is 2/3 of the
+# epochs, SSPS (or the oracle) the last third. On the corpus above an epoch
+# is 42 SimCLR steps (batch 64) or 84 DINO steps (batch 32).
+BUDGET = {
+    "dino": {
+        "number_of_epochs": 15,
+        "schedule_epochs": 15,
+        "ssps_start_epoch": 11,
+    },
+    "simclr": {
+        "number_of_epochs": 15,
+        "schedule_epochs": 15,
+        "ssps_start_epoch": 11,
+    },
 }
 
 FRAMEWORKS = ("dino", "simclr")
@@ -112,31 +132,78 @@ def run(cmd, cwd, log_file):
     return time.time() - start
 
 
-def make_corpus(folder, log_file):
+def corpus_params(overrides=""):
+    """``CORPUS`` with ``key=value,...`` overrides (keys as in CORPUS)."""
+    params = dict(CORPUS)
+    for item in filter(None, overrides.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in CORPUS:
+            raise ValueError(
+                f"--corpus-params: {item!r} is not key=value with a key "
+                f"of {sorted(CORPUS)}"
+            )
+        params[key.strip()] = value.strip()
+    return params
+
+
+def make_corpus(folder, log_file, params):
     """Generates the corpus (minivox skips it when already complete)."""
-    args = [f"--{k}={v}" for k, v in CORPUS.items()]
+    args = [f"--{k}={v}" for k, v in params.items()]
     cmd = [sys.executable, "-m", "speechbrain_ssps.minivox", "--out", folder]
     return run(cmd + args, REPO, log_file)
 
 
-def condition_args(framework, condition):
-    """(yaml, extra train.py overrides) of one condition."""
+def parse_overrides(train_args):
+    """``["--key=value", ...]`` as an ordered dict (a later key wins)."""
+    overrides = {}
+    for arg in train_args:
+        key, sep, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not sep or not key:
+            raise ValueError(f"--train-args: {arg!r} is not --key=value")
+        overrides[key] = value
+    return overrides
+
+
+def run_overrides(framework, params, train_args=()):
+    """train.py overrides shared by every condition of ``framework``.
+
+    The SSPS queue holds one epoch of utterances and K is half the number
+    of training videos (both from the corpus), then ``BUDGET``, then
+    ``train_args`` (each replacing earlier values of the same key).
+    """
+    videos = int(params["speakers"]) * int(params["videos"])
+    overrides = {
+        "ssps_queue_size": str(videos * int(params["utterances"])),
+        "ssps_num_clusters": str(max(2, videos // 2)),
+    }
+    overrides.update({k: str(v) for k, v in BUDGET[framework].items()})
+    overrides.update(parse_overrides(train_args))
+    return overrides
+
+
+def condition_args(framework, condition, overrides):
+    """(yaml, train.py overrides) of one condition."""
     plain, ssps_yaml = YAMLS[framework]
-    ssps_path = os.path.join(RECIPE, "hparams", ssps_yaml)
-    epochs = yaml_value(ssps_path, "number_of_epochs")
-    schedule = yaml_value(ssps_path, "schedule_epochs")
-    budget = [f"--number_of_epochs={epochs}", f"--schedule_epochs={schedule}"]
+    args = [f"--{k}={v}" for k, v in overrides.items()]
     if condition == "baseline":
-        return plain, budget
+        # The plain yaml has no SSPS: same budget, no ssps_* keys.
+        return plain, [
+            f"--{k}={v}"
+            for k, v in overrides.items()
+            if not k.startswith("ssps_")
+        ]
     if condition == "ssps":
-        return ssps_yaml, budget
+        return ssps_yaml, args
     if condition == "oracle":
-        return ssps_yaml, budget + ["--ssps_oracle=True"]
+        return ssps_yaml, args + ["--ssps_oracle=True"]
     if condition == "ssps_logits":
         if framework != "dino":
             raise ValueError("ssps_logits only applies to dino")
-        out_dim = yaml_value(ssps_path, "dino_out_dim")
-        return ssps_yaml, budget + [
+        out_dim = overrides.get("dino_out_dim") or yaml_value(
+            os.path.join(RECIPE, "hparams", ssps_yaml), "dino_out_dim"
+        )
+        args = [a for a in args if not a.startswith("--ssps_pos_dim=")]
+        return ssps_yaml, args + [
             "--dino_queue=logits",
             f"--ssps_pos_dim={out_dim}",
         ]
@@ -197,14 +264,21 @@ def embedding_nmi(export_folder, test_csv, seed):
 
 
 def run_condition(
-    framework, condition, seed, corpus, work, num_workers, train_args=()
+    framework,
+    condition,
+    seed,
+    corpus,
+    work,
+    num_workers,
+    overrides,
+    device="cpu",
 ):
     """Trains, exports and verifies one (framework, condition, seed)."""
     out = os.path.join(work, framework, condition, str(seed))
     log_file = os.path.join(work, "logs", f"{framework}_{condition}_{seed}")
     os.makedirs(os.path.dirname(log_file), exist_ok=True)
     results_json = os.path.join(out, "verification", "results.json")
-    yaml, extra = condition_args(framework, condition)
+    yaml, extra = condition_args(framework, condition, overrides)
     py = sys.executable
     train_seconds = None
     if not os.path.exists(results_json):
@@ -217,9 +291,9 @@ def run_condition(
                 f"--output_folder={out}",
                 f"--seed={seed}",
                 f"--num_workers={num_workers}",
+                f"--device={device}",
                 "--noprogressbar",
                 *extra,
-                *train_args,
             ],
             RECIPE,
             log_file,
@@ -235,6 +309,7 @@ def run_condition(
                 f"--output_folder={out}/verification",
                 "--make_plots=False",
                 "--num_workers=1",
+                f"--device={device}",
             ],
             RECIPE,
             log_file,
@@ -337,7 +412,25 @@ def main(argv=None):
         default=None,
         help="runs folder (default: next to --out); finished runs are reused",
     )
+    parser.add_argument(
+        "--corpus-params",
+        default="",
+        help="overrides of the benchmark corpus, e.g. "
+        "'speakers=60,channel-strength=0.35' (recorded in results.json)",
+    )
     parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="train.py/verify.py device, e.g. cuda:0 (NMI embeds on cpu)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at the same time (e.g. several small runs "
+        "sharing one GPU); results do not depend on it",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -371,35 +464,65 @@ def main(argv=None):
     seeds = [1986 + args.seed_offset + i for i in range(args.seeds)]
 
     start = time.time()
-    corpus_seconds = make_corpus(corpus, os.path.join(work, "corpus.log"))
-    results, budget = {}, {}
+    try:
+        params = corpus_params(args.corpus_params)
+    except ValueError as err:
+        parser.error(str(err))
+    corpus_seconds = make_corpus(
+        corpus, os.path.join(work, "corpus.log"), params
+    )
+    budget, overrides = {}, {}
     for framework in frameworks:
-        results[framework] = {}
+        try:
+            overrides[framework] = run_overrides(framework, params, train_args)
+        except ValueError as err:
+            parser.error(str(err))
         for condition in conditions:
             if condition == "ssps_logits" and framework != "dino":
                 continue
-            yaml, extra = condition_args(framework, condition)
-            budget[f"{framework}/{condition}"] = [yaml, *extra, *train_args]
-            runs = []
-            for seed in seeds:
-                print(f"{framework} {condition} seed {seed}", flush=True)
-                row = run_condition(
-                    framework,
-                    condition,
-                    seed,
-                    corpus,
-                    work,
-                    args.num_workers,
-                    train_args,
-                )
-                print(f"  {row}", flush=True)
-                runs.append(row)
-            results[framework][condition] = summarise(runs)
+            yaml, extra = condition_args(
+                framework, condition, overrides[framework]
+            )
+            budget[f"{framework}/{condition}"] = [yaml, *extra]
+    # Seed-major order: an interrupted run has whole seeds done.
+    tasks = [
+        (framework, condition, seed)
+        for seed in seeds
+        for framework in frameworks
+        for condition in conditions
+        if condition != "ssps_logits" or framework == "dino"
+    ]
+
+    def one(task):
+        framework, condition, seed = task
+        print(f"{framework} {condition} seed {seed}: started", flush=True)
+        row = run_condition(
+            *task,
+            corpus,
+            work,
+            args.num_workers,
+            overrides[task[0]],
+            args.device,
+        )
+        print(f"{framework} {condition} seed {seed}: {row}", flush=True)
+        return row
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        rows = dict(zip(tasks, pool.map(one, tasks)))
+    results = {f: {} for f in frameworks}
+    for framework, condition, seed in tasks:
+        runs = results[framework].setdefault(condition, [])
+        runs.append(rows[framework, condition, seed])
+    results = {
+        framework: {c: summarise(runs) for c, runs in by_condition.items()}
+        for framework, by_condition in results.items()
+    }
 
     report = {
         **results,
-        "corpus": dict(CORPUS),
+        "corpus": params,
         "budget": budget,
+        "device": args.device,
         "seeds": seeds,
         "nmi": "spherical k-means (K = test speakers, best of 5 inits) on "
         "the test-set embeddings vs test speaker / video labels",

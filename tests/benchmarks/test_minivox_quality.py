@@ -1,0 +1,115 @@
+"""The MiniVox quality benchmark's run set-up (no training here).
+
+The benchmark itself trains for minutes to hours and is not run in CI; these
+tests pin what each condition is given, since an error there (a baseline
+trained with SSPS, an oracle without it, a budget differing between
+conditions) would silently invalidate the comparison.
+"""
+
+import importlib.util
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+SPEC = importlib.util.spec_from_file_location(
+    "minivox_quality",
+    os.path.join(REPO, "benchmarks", "minivox_quality.py"),
+)
+bench = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bench)
+
+
+def as_dict(args):
+    return dict(a.removeprefix("--").split("=", 1) for a in args)
+
+
+@pytest.mark.parametrize("framework", bench.FRAMEWORKS)
+def test_every_condition_gets_the_same_budget(framework):
+    params = bench.corpus_params()
+    overrides = bench.run_overrides(framework, params)
+    args = {
+        c: as_dict(bench.condition_args(framework, c, overrides)[1])
+        for c in ("baseline", "ssps", "oracle")
+    }
+    for key in ("number_of_epochs", "schedule_epochs"):
+        values = {c: a[key] for c, a in args.items()}
+        assert len(set(values.values())) == 1, values
+        assert values["baseline"] == str(bench.BUDGET[framework][key])
+    # The baseline is the plain yaml with no SSPS option at all.
+    plain, ssps_yaml = bench.YAMLS[framework]
+    assert bench.condition_args(framework, "baseline", overrides)[0] == plain
+    assert not [k for k in args["baseline"] if k.startswith("ssps_")]
+    assert bench.condition_args(framework, "ssps", overrides)[0] == ssps_yaml
+    assert "ssps_oracle" not in args["ssps"]
+    assert args["oracle"]["ssps_oracle"] == "True"
+    assert (
+        args["ssps"]["ssps_start_epoch"] == args["oracle"]["ssps_start_epoch"]
+    )
+
+
+def test_ssps_sizes_follow_the_corpus():
+    params = bench.corpus_params("speakers=30,videos=4,utterances=5")
+    overrides = bench.run_overrides("simclr", params)
+    assert overrides["ssps_queue_size"] == str(30 * 4 * 5)
+    assert overrides["ssps_num_clusters"] == str(30 * 4 // 2)
+
+
+def test_train_args_replace_budget_keys():
+    params = bench.corpus_params()
+    overrides = bench.run_overrides(
+        "dino",
+        params,
+        ["--number_of_epochs=7", "--ssps_start_epoch=5", "--lr=0.2"],
+    )
+    _, args = bench.condition_args("dino", "ssps", overrides)
+    # Each key given once (hyperpyyaml refuses duplicate overrides).
+    keys = [a.split("=", 1)[0] for a in args]
+    assert len(keys) == len(set(keys))
+    got = as_dict(args)
+    assert got["number_of_epochs"] == "7"
+    assert got["ssps_start_epoch"] == "5"
+    assert got["lr"] == "0.2"
+
+
+def test_logit_queue_condition_stores_full_logits():
+    overrides = bench.run_overrides("dino", bench.corpus_params())
+    yaml, args = bench.condition_args("dino", "ssps_logits", overrides)
+    got = as_dict(args)
+    assert yaml == bench.YAMLS["dino"][1]
+    assert got["dino_queue"] == "logits"
+    out_dim = bench.yaml_value(
+        os.path.join(bench.RECIPE, "hparams", yaml), "dino_out_dim"
+    )
+    assert got["ssps_pos_dim"] == out_dim
+    with pytest.raises(ValueError, match="only applies to dino"):
+        bench.condition_args("simclr", "ssps_logits", overrides)
+
+
+@pytest.mark.parametrize(
+    "bad", ["speakers", "nope=3", "speakers=3,=4", "channel_strength=0.1"]
+)
+def test_bad_corpus_params_name_the_option(bad):
+    with pytest.raises(ValueError, match="--corpus-params"):
+        bench.corpus_params(bad)
+
+
+@pytest.mark.parametrize("bad", ["epochs=3", "--lr", "-lr=1"])
+def test_bad_train_args_name_the_option(bad):
+    with pytest.raises(ValueError, match="--train-args"):
+        bench.parse_overrides([bad])
+
+
+def test_summary_is_mean_and_sd_over_seeds():
+    runs = [
+        {"seed": 1, "eer": 10.0, "mindcf": 0.5},
+        {"seed": 2, "eer": 14.0, "mindcf": 0.7},
+    ]
+    s = bench.summarise(runs)
+    assert s["eer_mean"] == pytest.approx(12.0)
+    assert s["eer_sd"] == pytest.approx(2.8284271, rel=1e-6)
+    assert s["mindcf_mean"] == pytest.approx(0.6)
+    # A metric missing in some runs is not averaged over the others.
+    assert "pp_speaker_acc_mean" not in s
+    table = bench.markdown_table({"simclr": {"baseline": s}})
+    assert "| simclr | same utterance | 12.00 ± 2.83 |" in table
