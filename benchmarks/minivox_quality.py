@@ -18,11 +18,25 @@ clusters with the test labels (same procedure for every condition).
 Pseudo-positive speaker/video accuracy is the last training epoch's value
 from ``train_log.txt`` (SSPS and oracle runs only).
 
-Run (CPU, minutes to an hour)::
+Run::
 
-    python benchmarks/minivox_quality.py --seeds 3 --out results.json
-    python benchmarks/minivox_quality.py --seeds 1 --frameworks dino \\
+    # CPU, 2 cores: a SimCLR run takes about 15 min (630 steps), a DINO
+    # run about 30 min (1,260 steps); two at a time
+    python benchmarks/minivox_quality.py --seeds 3 --jobs 2 --out results.json
+    python benchmarks/minivox_quality.py --seeds 1 --frameworks simclr \\
         --conditions baseline,oracle --corpus data/minivox_bench
+    # One GPU: several small runs share it. On an H100 with 16 cores,
+    # --jobs 4 --num-workers 2 ran the 4 DINO conditions of one seed in
+    # 3 min 20 s (0.14 s/step each); with --jobs 18 --num-workers 0
+    # a DINO step took 0.33-0.38 s.
+    python benchmarks/minivox_quality.py --device cuda:0 --jobs 4 \\
+        --num-workers 2 --out results.json
+
+``--corpus-params`` and ``--train-args`` change the corpus and the budget
+(both are recorded in results.json); calibrate them with the baseline and
+the oracle only. ``benchmarks/ssps_positives.py`` then tells, for a trained
+baseline, how often SSPS's pseudo-positives would have the anchor's speaker
+for each K.
 
 Writes ``results.json`` (mean and sd over seeds per framework and
 condition, every run's numbers, the corpus parameters and the budget) and
