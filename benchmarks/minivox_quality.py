@@ -156,7 +156,14 @@ def corpus_params(overrides=""):
                 f"--corpus-params: {item!r} is not key=value with a key "
                 f"of {sorted(CORPUS)}"
             )
-        params[key.strip()] = value.strip()
+        key = key.strip()
+        try:  # the type of the default (int or float)
+            params[key] = type(CORPUS[key])(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"--corpus-params: {key}={value!r} is not a "
+                f"{type(CORPUS[key]).__name__}"
+            ) from None
     return params
 
 

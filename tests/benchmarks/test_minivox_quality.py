@@ -50,6 +50,7 @@ def test_every_condition_gets_the_same_budget(framework):
 
 def test_ssps_sizes_follow_the_corpus():
     params = bench.corpus_params("speakers=30,videos=4,utterances=5")
+    assert params["speakers"] == 30 and params["channel-strength"] == 0.25
     overrides = bench.run_overrides("simclr", params)
     assert overrides["ssps_queue_size"] == str(30 * 4 * 5)
     assert overrides["ssps_num_clusters"] == str(30 * 4 // 2)
@@ -87,7 +88,15 @@ def test_logit_queue_condition_stores_full_logits():
 
 
 @pytest.mark.parametrize(
-    "bad", ["speakers", "nope=3", "speakers=3,=4", "channel_strength=0.1"]
+    "bad",
+    [
+        "speakers",
+        "nope=3",
+        "speakers=3,=4",
+        "channel_strength=0.1",
+        "speakers=1.5",
+        "channel-strength=strong",
+    ],
 )
 def test_bad_corpus_params_name_the_option(bad):
     with pytest.raises(ValueError, match="--corpus-params"):
