@@ -249,21 +249,15 @@ def embedding_nmi(export_folder, test_csv, seed):
     """
     import torch
     from sklearn.metrics import normalized_mutual_info_score
-    from speechbrain.inference.speaker import SpeakerRecognition
-    from speechbrain.utils.fetching import FetchConfig
 
     from speechbrain_ssps.embeddings import embed_utterances
+    from speechbrain_ssps.export import load_exported
     from speechbrain_ssps.kmeans import spherical_kmeans
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
     with open(test_csv, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    encoder = SpeakerRecognition.from_hparams(
-        source=export_folder,
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": "cpu"},
-    )
+    encoder = load_exported(export_folder, "cpu")
     paths = {r["ID"]: r["wav"] for r in rows}
     emb = embed_utterances(encoder, paths, num_workers=1)
     x = torch.stack([emb[r["ID"]].flatten() for r in rows]).float()

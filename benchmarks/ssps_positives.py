@@ -52,17 +52,10 @@ def load_rows(train_csv):
 
 def embed(export_folder, rows, device="cpu"):
     """[N, D] embeddings of the manifest's utterances (whole files)."""
-    from speechbrain.inference.speaker import SpeakerRecognition
-    from speechbrain.utils.fetching import FetchConfig
-
     from speechbrain_ssps.embeddings import embed_utterances
+    from speechbrain_ssps.export import load_exported
 
-    encoder = SpeakerRecognition.from_hparams(
-        source=export_folder,
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": device},
-    )
+    encoder = load_exported(export_folder, device)
     emb = embed_utterances(
         encoder, {r["ID"]: r["wav"] for r in rows}, num_workers=1
     )

@@ -569,3 +569,36 @@ def export_encoder(
         f"{export_folder}"
     )
     return export_folder
+
+
+def load_exported(export_folder: str, device: str = "cpu"):
+    """An exported encoder as SpeechBrain's ``SpeakerRecognition``, offline.
+
+    Arguments
+    ---------
+    export_folder : str
+        A folder written by :func:`export_encoder` (``hyperparams.yaml`` and
+        the encoder checkpoint).
+    device : str
+        Where the model runs, e.g. ``"cpu"`` or ``"cuda:0"``.
+
+    Returns
+    -------
+    speechbrain.inference.speaker.SpeakerRecognition
+        The loaded model (nothing is fetched from the network).
+    """
+    from speechbrain.inference.speaker import SpeakerRecognition
+    from speechbrain.utils.fetching import FetchConfig
+
+    export_folder = os.path.abspath(export_folder)
+    if not os.path.isfile(os.path.join(export_folder, "hyperparams.yaml")):
+        raise ValueError(
+            f"export_folder {export_folder} has no hyperparams.yaml "
+            "(run export.py first)"
+        )
+    return SpeakerRecognition.from_hparams(
+        source=export_folder,
+        savedir=None,
+        fetch_config=FetchConfig(allow_network=False),
+        run_opts={"device": device},
+    )

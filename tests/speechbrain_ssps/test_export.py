@@ -20,6 +20,7 @@ from speechbrain_ssps.embeddings import embed_utterances
 from speechbrain_ssps.export import (
     export_encoder,
     find_epoch_checkpoints,
+    load_exported,
     read_training_hparams,
 )
 
@@ -167,6 +168,15 @@ def test_round_trip_offline(run, two_wavs, monkeypatch):
     # The library's batched embeddings use the same modules.
     emb = embed_utterances(recognizer, {"a": two_wavs[0]})
     torch.testing.assert_close(emb["a"], expected.flatten())
+
+    # The library's loader (verify.py, benchmarks) gives the same model.
+    loaded = load_exported(folder)
+    torch.testing.assert_close(loaded.encode_batch(wav), expected)
+
+
+def test_loading_a_folder_without_export_says_so(tmp_path):
+    with pytest.raises(ValueError, match="hyperparams.yaml.*export.py"):
+        load_exported(str(tmp_path))
 
 
 def test_average_of_two_epochs(run, tmp_path):

@@ -43,11 +43,10 @@ import numpy as np
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.inference.speaker import SpeakerRecognition
-from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.embeddings import embed_utterances
+from speechbrain_ssps.export import load_exported as load_encoder
 from speechbrain_ssps.plots import plot_det, plot_score_histogram, plot_tsne
 from speechbrain_ssps.scoring import (
     as_norm,
@@ -309,22 +308,6 @@ def _device(run_opts, hparams) -> str:
     if device is None:
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def load_encoder(export_folder: str, device: str):
-    """The exported ``SpeakerRecognition``, loaded without network."""
-    export_folder = os.path.abspath(export_folder)
-    if not os.path.isfile(os.path.join(export_folder, "hyperparams.yaml")):
-        raise ValueError(
-            f"export_folder {export_folder} has no hyperparams.yaml "
-            "(run export.py first)"
-        )
-    return SpeakerRecognition.from_hparams(
-        source=export_folder,
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": device},
-    )
 
 
 def main(argv: List[str]) -> Dict[str, dict]:
