@@ -486,27 +486,25 @@ def main(argv=None):
     corpus_seconds = make_corpus(
         corpus, os.path.join(work, "corpus.log"), params
     )
-    budget, overrides = {}, {}
+    # (framework, condition) pairs; the logit queue only exists for DINO.
+    pairs = [
+        (framework, condition)
+        for framework in frameworks
+        for condition in conditions
+        if condition != "ssps_logits" or framework == "dino"
+    ]
+    overrides = {}
     for framework in frameworks:
         try:
             overrides[framework] = run_overrides(framework, params, train_args)
         except ValueError as err:
             parser.error(str(err))
-        for condition in conditions:
-            if condition == "ssps_logits" and framework != "dino":
-                continue
-            yaml, extra = condition_args(
-                framework, condition, overrides[framework]
-            )
-            budget[f"{framework}/{condition}"] = [yaml, *extra]
+    budget = {}
+    for framework, condition in pairs:
+        yaml, extra = condition_args(framework, condition, overrides[framework])
+        budget[f"{framework}/{condition}"] = [yaml, *extra]
     # Seed-major order: an interrupted run has whole seeds done.
-    tasks = [
-        (framework, condition, seed)
-        for seed in seeds
-        for framework in frameworks
-        for condition in conditions
-        if condition != "ssps_logits" or framework == "dino"
-    ]
+    tasks = [(f, c, seed) for seed in seeds for f, c in pairs]
 
     def one(task):
         framework, condition, seed = task
