@@ -544,6 +544,42 @@ class SSPS(torch.nn.Module):
         self._count(indices, positives, found)
         return positives
 
+    def step(
+        self,
+        indices: torch.Tensor,
+        y_ref: Optional[torch.Tensor],
+        positives: torch.Tensor,
+    ) -> torch.Tensor:
+        """One training step of SSPS: sample, swap, update, schedule inside.
+
+        Before the filling epoch the positives are returned unchanged (and
+        ``y_ref`` may be None); in the filling epoch the batch is pushed into
+        the queues; from ``start_epoch`` on, every anchor's positives are
+        first replaced by its pseudo-positive's stored embeddings.
+
+        Arguments
+        ---------
+        indices : torch.Tensor
+            LongTensor[B], the utterance index of each anchor.
+        y_ref : torch.Tensor or None
+            Tensor[B, D], representations of the reference crops.
+        positives : torch.Tensor
+            Tensor[V, B, P], the ordinary positive-branch embeddings.
+
+        Returns
+        -------
+        torch.Tensor
+            Tensor[V, B, P], the positives the loss should use.
+        """
+        if not self.filling:
+            return positives
+        swapped = positives
+        if self.active:
+            self.sample(indices)
+            swapped = self.swap(positives)
+        self.update(indices, y_ref, positives.detach())
+        return swapped
+
     def _count(self, anchors, positives, found) -> None:
         """Adds this step's anchors, coverage and label hits (no sync)."""
         self._counts[0] += anchors.numel()
