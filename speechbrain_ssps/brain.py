@@ -10,8 +10,8 @@ design (SSPS.md §8):
   (DINO), and the un-augmented reference crop through the reference encoder
   (DINO: teacher encoder; SimCLR: the encoder) in eval mode under
   ``no_grad``, so BatchNorm running statistics are never touched by it;
-* ``compute_objectives``: ``ssps.sample`` -> ``ssps.swap`` of the positives
-  -> the framework's loss -> ``ssps.update`` with this batch;
+* ``compute_objectives``: one ``ssps.step`` on the positives (sample ->
+  swap -> queue update, gated by SSPS's schedule) -> the framework's loss;
 * per-step schedules (learning rate, weight decay, teacher momentum) are pure
   functions of the global optimizer step, so a resumed run follows them
   exactly;
@@ -394,36 +394,36 @@ class SSLBrain(sb.Brain):
         """
         full = self._stores_dino_logits()
         targets = predictions["teacher" if full else "teacher_bottleneck"]
-        ssps = self.ssps
-        if ssps is not None and ssps.filling:
-            n_global, b = self.hparams.num_global_views, indices.numel()
-            stored = targets.reshape(n_global, b, -1)
-            if ssps.active:
-                ssps.sample(indices)
-                targets = ssps.swap(stored).reshape(n_global * b, -1)
-            ssps.update(indices, predictions["y_ref"], stored)
+        n_global = self.hparams.num_global_views
+        targets = self._ssps_positives(indices, predictions, targets, n_global)
         if full:
             return targets
         with torch.no_grad():
             return self.modules.teacher_head.prototypes(targets)
 
+    def _ssps_positives(self, indices, predictions, positives, views):
+        """Positive rows [views * B, P] after ``SSPS.step`` (if SSPS is on).
+
+        The rows are viewed as SSPS's [V, B, P] layout, passed through
+        ``SSPS.step`` (sample, swap and queue update, gated by its schedule)
+        and returned in the caller's layout.
+        """
+        if self.ssps is None:
+            return positives
+        stacked = positives.reshape(views, indices.numel(), -1)
+        out = self.ssps.step(indices, predictions["y_ref"], stacked)
+        return out.reshape(positives.shape)
+
     def compute_objectives(self, predictions, batch, stage):
-        """SSPS sample -> swap -> loss -> SSPS update."""
+        """SSPS step (sample -> swap -> update) on the positives -> loss."""
         indices = batch.index.to(self.device).long().reshape(-1)
-        ssps = self.ssps
         if self.framework == "dino":
             teacher = self._ssps_dino_targets(predictions, indices)
             return self.modules.ssl_loss(
                 predictions["student"], teacher, self._epoch - 1
             )
-        b = indices.numel()
-        z1, z2 = predictions["student"].split(b)
-        if ssps is not None and ssps.filling:
-            positive = z2.unsqueeze(0)
-            if ssps.active:
-                ssps.sample(indices)
-                z2 = ssps.swap(positive).squeeze(0)
-            ssps.update(indices, predictions["y_ref"], positive.detach())
+        z1, z2 = predictions["student"].split(indices.numel())
+        z2 = self._ssps_positives(indices, predictions, z2, 1)
         return self.modules.ssl_loss(z1, z2)
 
     # ------------------------------------------------------------------
