@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -59,25 +59,68 @@ from speechbrain.utils.checkpoints import (
 from speechbrain_ssps import distributed
 from speechbrain_ssps.kmeans import spherical_kmeans
 
+__all__ = ["SAMPLING_METHODS", "SSPS", "SSPSOptionError", "label_oracle"]
+
 SAMPLING_METHODS = ("scs", "ncs")
 _NEIGHBOUR_CHUNK = 1024
 # Multiplier mixing (seed, call) into one 63-bit seed per draw.
 _SEED_STRIDE = 1_000_003
 
 
+class SSPSOptionError(ValueError):
+    """A bad option of :class:`SSPS`, named as the constructor names it.
+
+    The recipe maps :attr:`option` to its command-line name (for example
+    ``num_clusters`` -> ``--ssps_num_clusters``).
+
+    Arguments
+    ---------
+    option : str
+        The constructor argument at fault (``"num_clusters"``, ...).
+    value : object
+        The value it was given.
+    message : str
+        What is wrong, naming the option in constructor terms.
+
+    Example
+    -------
+    >>> err = SSPSOptionError("num_clusters", 0, "SSPS: num_clusters ...")
+    >>> err.option, err.value, isinstance(err, ValueError)
+    ('num_clusters', 0, True)
+    """
+
+    def __init__(self, option: str, value, message: str):
+        super().__init__(message)
+        self.option = option
+        self.value = value
+
+
+_QUEUE_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+_KMEANS_BACKENDS = ("auto", "torch", "faiss")
+
+
 def _as_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
+    if isinstance(dtype, torch.dtype) and dtype in _QUEUE_DTYPES.values():
         return dtype
+    if isinstance(dtype, str) and dtype in _QUEUE_DTYPES:
+        return _QUEUE_DTYPES[dtype]
+    raise SSPSOptionError(
+        "queue_dtype",
+        dtype,
+        f"SSPS: queue_dtype must be float32, float16 or bfloat16, "
+        f"got {dtype!r}",
+    )
+
+
+def _is_integer(value) -> bool:
     try:
-        return {
-            "float32": torch.float32,
-            "float16": torch.float16,
-            "bfloat16": torch.bfloat16,
-        }[dtype]
-    except KeyError:
-        raise ValueError(
-            f"queue_dtype must be float32, float16 or bfloat16, got {dtype!r}"
-        ) from None
+        return int(value) == value
+    except (TypeError, ValueError):
+        return False
 
 
 def _label_codes(labels: Union[Sequence, torch.Tensor], n: int, name: str):
@@ -91,6 +134,82 @@ def _label_codes(labels: Union[Sequence, torch.Tensor], n: int, name: str):
         )
     _, codes = np.unique(labels, return_inverse=True)
     return torch.from_numpy(codes.astype(np.int64))
+
+
+def _check_options(
+    num_utterances,
+    repr_dim,
+    pos_dim,
+    pos_views,
+    queue_size,
+    num_clusters,
+    sampling,
+    num_neighbors,
+    start_epoch,
+    kmeans_iters,
+    seed,
+    kmeans_backend,
+) -> None:
+    """SSPS's own option rules (the only place they are written).
+
+    Raises :class:`SSPSOptionError` naming the first bad option.
+    """
+    for name, value in (
+        ("num_utterances", num_utterances),
+        ("repr_dim", repr_dim),
+        ("pos_dim", pos_dim),
+        ("pos_views", pos_views),
+        ("queue_size", queue_size),
+        ("num_clusters", num_clusters),
+        ("num_neighbors", num_neighbors),
+        ("kmeans_iters", kmeans_iters),
+    ):
+        if not _is_integer(value) or value < 1:
+            raise SSPSOptionError(
+                name,
+                value,
+                f"SSPS: {name} must be a positive integer, got {value!r}",
+            )
+    if sampling not in SAMPLING_METHODS:
+        raise SSPSOptionError(
+            "sampling",
+            sampling,
+            f"SSPS: sampling must be one of {SAMPLING_METHODS}, "
+            f"got {sampling!r}",
+        )
+    if num_clusters > num_utterances:
+        raise SSPSOptionError(
+            "num_clusters",
+            num_clusters,
+            f"SSPS: num_clusters ({num_clusters}) is larger than "
+            f"num_utterances ({num_utterances})",
+        )
+    if sampling == "ncs" and num_neighbors >= num_clusters:
+        raise SSPSOptionError(
+            "num_neighbors",
+            num_neighbors,
+            f"SSPS: num_neighbors ({num_neighbors}) must be smaller than "
+            f"num_clusters ({num_clusters}) with sampling='ncs' (a "
+            "cluster's neighbours exclude itself)",
+        )
+    if not _is_integer(start_epoch) or start_epoch < 2:
+        raise SSPSOptionError(
+            "start_epoch",
+            start_epoch,
+            f"SSPS: start_epoch must be an integer >= 2 (epoch "
+            f"start_epoch - 1 fills the queues), got {start_epoch!r}",
+        )
+    if not _is_integer(seed):
+        raise SSPSOptionError(
+            "seed", seed, f"SSPS: seed must be an integer, got {seed!r}"
+        )
+    if kmeans_backend not in _KMEANS_BACKENDS:
+        raise SSPSOptionError(
+            "kmeans_backend",
+            kmeans_backend,
+            f"SSPS: kmeans_backend must be one of {_KMEANS_BACKENDS}, "
+            f"got {kmeans_backend!r}",
+        )
 
 
 @register_checkpoint_hooks
@@ -176,40 +295,20 @@ class SSPS(torch.nn.Module):
         kmeans_backend: str = "auto",
     ):
         super().__init__()
-        for name, value in (
-            ("num_utterances", num_utterances),
-            ("repr_dim", repr_dim),
-            ("pos_dim", pos_dim),
-            ("pos_views", pos_views),
-            ("queue_size", queue_size),
-            ("num_clusters", num_clusters),
-            ("num_neighbors", num_neighbors),
-            ("kmeans_iters", kmeans_iters),
-        ):
-            if int(value) != value or value < 1:
-                raise ValueError(
-                    f"SSPS: {name} must be a positive integer, got {value!r}"
-                )
-        if sampling not in SAMPLING_METHODS:
-            raise ValueError(
-                f"SSPS: sampling must be one of {SAMPLING_METHODS}, "
-                f"got {sampling!r}"
-            )
-        if num_clusters > num_utterances:
-            raise ValueError(
-                f"SSPS: num_clusters ({num_clusters}) is larger than "
-                f"num_utterances ({num_utterances})"
-            )
-        if sampling == "ncs" and num_neighbors >= num_clusters:
-            raise ValueError(
-                f"SSPS: num_neighbors ({num_neighbors}) must be smaller than "
-                f"num_clusters ({num_clusters})"
-            )
-        if int(start_epoch) != start_epoch or start_epoch < 2:
-            raise ValueError(
-                f"SSPS: start_epoch must be an integer >= 2 (epoch "
-                f"start_epoch - 1 fills the queues), got {start_epoch!r}"
-            )
+        _check_options(
+            num_utterances=num_utterances,
+            repr_dim=repr_dim,
+            pos_dim=pos_dim,
+            pos_views=pos_views,
+            queue_size=queue_size,
+            num_clusters=num_clusters,
+            sampling=sampling,
+            num_neighbors=num_neighbors,
+            start_epoch=start_epoch,
+            kmeans_iters=kmeans_iters,
+            seed=seed,
+            kmeans_backend=kmeans_backend,
+        )
         self.num_utterances = int(num_utterances)
         self.repr_dim = int(repr_dim)
         self.pos_dim = int(pos_dim)
@@ -820,3 +919,57 @@ class SSPS(torch.nn.Module):
         if self._has_clusters:
             self._rebuild_index()
 
+
+def label_oracle(
+    factory: Callable[..., SSPS],
+    speakers: Sequence,
+    videos: Sequence,
+) -> SSPS:
+    """The label oracle of the paper's Table 1: same speaker, other video.
+
+    Builds an SSPS from ``factory`` (e.g. the recipe's
+    ``!name:speechbrain_ssps.ssps.SSPS`` partial) with one fixed cluster per
+    speaker (codes in sorted order of the speaker names) and the videos as
+    exclusion groups, so every pseudo-positive is an utterance of the
+    anchor's speaker recorded in another video. The labels are also given
+    to :meth:`SSPS.set_labels` for the diagnostics.
+
+    Arguments
+    ---------
+    factory : callable
+        Builds an SSPS from ``num_utterances``, ``num_clusters`` and
+        ``sampling`` keyword arguments (the other options preset).
+    speakers : sequence
+        One speaker label per training utterance (row order of the data).
+    videos : sequence
+        One video/session label per training utterance.
+
+    Returns
+    -------
+    SSPS
+        With its clustering installed (``fixed``: no k-means is run).
+
+    Example
+    -------
+    >>> from functools import partial
+    >>> factory = partial(SSPS, repr_dim=4, pos_dim=3, queue_size=8)
+    >>> spk = ["b", "b", "a", "a", "b", "a"]
+    >>> vid = ["v1", "v2", "v3", "v4", "v1", "v3"]
+    >>> oracle = label_oracle(factory, spk, vid)
+    >>> oracle.assignments.tolist(), oracle.sampling, oracle.fixed_clusters
+    ([1, 1, 0, 0, 1, 0], 'scs', True)
+    """
+    speakers, videos = list(speakers), list(videos)
+    names = sorted(set(speakers))
+    code = {name: k for k, name in enumerate(names)}
+    ssps = factory(
+        num_utterances=len(speakers), num_clusters=len(names), sampling="scs"
+    )
+    ssps.set_exclusion_groups(videos)
+    ssps.set_clusters(
+        torch.tensor([code[s] for s in speakers]),
+        torch.zeros_like(ssps.centroids),
+        fixed=True,
+    )
+    ssps.set_labels(speakers, videos)
+    return ssps

@@ -1,11 +1,13 @@
 """Tests of the SSPS module: schedule, sampling rules, queues, state."""
 
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_ranks
 
-from speechbrain_ssps.ssps import SSPS
+from speechbrain_ssps.ssps import SSPS, SSPSOptionError, label_oracle
 
 
 def _fill(ssps, n, views=1, dim=None, seed=0):
@@ -400,3 +402,94 @@ def test_label_oracle_same_speaker_other_video():
         assert (pos >= 0).all()
         assert torch.equal(spk[pos], spk)
         assert (vid[pos] != vid).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        (dict(num_utterances=0), "num_utterances"),
+        (dict(num_utterances=None), "num_utterances"),
+        (dict(repr_dim=2.5), "repr_dim"),
+        (dict(pos_dim=0), "pos_dim"),
+        (dict(pos_views=-1), "pos_views"),
+        (dict(queue_size="8"), "queue_size"),
+        (dict(num_clusters=0), "num_clusters"),
+        (dict(num_clusters=11), "num_clusters"),
+        (dict(num_neighbors=0), "num_neighbors"),
+        (dict(num_neighbors=3, num_clusters=3), "num_neighbors"),
+        (dict(kmeans_iters=0), "kmeans_iters"),
+        (dict(sampling="knn"), "sampling"),
+        (dict(start_epoch=1), "start_epoch"),
+        (dict(start_epoch=2.5), "start_epoch"),
+        (dict(seed=0.5), "seed"),
+        (dict(queue_dtype="float64"), "queue_dtype"),
+        (dict(queue_dtype=torch.int8), "queue_dtype"),
+        (dict(kmeans_backend="sklearn"), "kmeans_backend"),
+    ],
+)
+def test_bad_option_names_the_constructor_argument(kwargs, option):
+    args = dict(num_utterances=10, repr_dim=4, pos_dim=3, queue_size=4)
+    args.update(num_clusters=2, sampling="ncs", num_neighbors=1)
+    args.update(kwargs)
+    with pytest.raises(SSPSOptionError, match=option) as info:
+        SSPS(**args)
+    assert isinstance(info.value, ValueError)
+    assert info.value.option == option
+    assert (
+        info.value.value is kwargs[option]
+        or info.value.value == (kwargs[option])
+    )
+
+
+def test_label_oracle_builds_the_train_script_oracle():
+    # 3 speakers x 2 videos x 2 utterances, speakers named out of order.
+    names = ["id9", "id1", "id5"]
+    speakers = [names[i // 4] for i in range(12)]
+    videos = [f"v{i // 2}" for i in range(12)]
+    factory = partial(
+        SSPS, repr_dim=4, pos_dim=3, queue_size=12, start_epoch=2, seed=4
+    )
+    oracle = label_oracle(factory, speakers, videos)
+    assert oracle.sampling == "scs" and oracle.num_clusters == 3
+    codes = torch.tensor([sorted(names).index(s) for s in speakers])
+    assert torch.equal(oracle.assignments, codes)
+    oracle.on_epoch_start(1)
+    _fill(oracle, 12)
+    oracle.on_epoch_start(2)  # fixed clusters: no k-means
+    assert torch.equal(oracle.assignments, codes)
+    vid = torch.arange(12) // 2
+    for _ in range(20):
+        pos = oracle.sample(torch.arange(12))
+        assert (pos >= 0).all()
+        assert torch.equal(codes[pos], codes)
+        assert (vid[pos] != vid).all()
+    metrics = oracle.metrics()
+    assert metrics["speaker_acc"] == 1.0 and metrics["video_acc"] == 0.0
+    assert metrics["nmi_speaker"] == pytest.approx(1.0)
+
+
+def test_label_oracle_draws_as_the_hand_built_oracle():
+    # What recipes/VoxCeleb/SSPS/train.py did by hand before label_oracle.
+    speakers = [f"s{(i * 7) % 5}" for i in range(30)]
+    videos = [f"v{i % 9}" for i in range(30)]
+    factory = partial(
+        SSPS, repr_dim=4, pos_dim=3, queue_size=16, start_epoch=2, seed=2
+    )
+    names = sorted(set(speakers))
+    manual = factory(num_utterances=30, num_clusters=5, sampling="scs")
+    manual.set_exclusion_groups(videos)
+    manual.set_clusters(
+        torch.tensor([names.index(s) for s in speakers]),
+        torch.zeros_like(manual.centroids),
+        fixed=True,
+    )
+    manual.set_labels(speakers, videos)
+    oracle = label_oracle(factory, speakers, videos)
+    for ssps in (manual, oracle):
+        ssps.on_epoch_start(1)
+        _fill(ssps, 30, seed=3)
+        ssps.on_epoch_start(2)
+    for _ in range(5):
+        batch = torch.randperm(30)[:8]
+        assert torch.equal(manual.sample(batch), oracle.sample(batch))
+    assert manual.metrics() == oracle.metrics()
