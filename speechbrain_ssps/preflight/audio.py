@@ -184,10 +184,8 @@ def inspect_audio_files(
         Threads to inspect blocks of files in; None: in this thread.
     paths : list of str
         The audio files.
-    sample_rate : int
-        The only accepted sample rate, in Hz.
-    check_finite : bool
-        Read floating-point files fully and reject NaN / inf samples.
+    sample_rate, check_finite
+        As for :func:`inspect_audio_file`.
 
     Returns
     -------
