@@ -18,8 +18,6 @@ Both losses run in float32 with autocast disabled: with temperatures of
 0.03-0.04, bf16 logits would be off by a sizeable fraction of a unit.
 """
 
-from typing import Dict
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -125,8 +123,6 @@ class DINOLoss(nn.Module):
         self.warmup_teacher_temp_epochs = int(warmup_teacher_temp_epochs)
         self.center_momentum = float(center_momentum)
         self.register_buffer("center", torch.zeros(1, out_dim))
-        # Diagnostics of the last call (detached scalars), for logging.
-        self.stats: Dict[str, torch.Tensor] = {}
 
     @property
     def n_views(self) -> int:
@@ -199,7 +195,6 @@ class DINOLoss(nn.Module):
         student_out: torch.Tensor,
         teacher_out: torch.Tensor,
         epoch: int,
-        update_center: bool = True,
     ) -> torch.Tensor:
         """Compute the loss, then update the centre.
 
@@ -214,8 +209,6 @@ class DINOLoss(nn.Module):
         epoch : int
             0-based epoch index (number of finished epochs), which selects
             the teacher temperature.
-        update_center : bool
-            Whether to update the centre after the loss (True in training).
 
         Returns
         -------
@@ -242,22 +235,8 @@ class DINOLoss(nn.Module):
             keep = torch.ones(n_g, n_v, dtype=torch.bool, device=ce.device)
             keep[torch.arange(n_g), torch.arange(n_g)] = False
             loss = ce[keep].mean()
-            self._record_stats(probs_t, ce.detach(), keep, batch)
-        if update_center:
-            self.update_center(teacher_out)
+        self.update_center(teacher_out)
         return loss
-
-    @torch.no_grad()
-    def _record_stats(self, probs_t, ce, keep, batch) -> None:
-        """Store detached diagnostics: teacher entropy/std and mean KL."""
-        ent = -torch.special.xlogy(probs_t, probs_t).sum(-1)  # [G * B]
-        ent_per_view = ent.view(self.n_global, batch).mean(1)  # [G]
-        kl = (ce - ent_per_view[:, None])[keep].mean()
-        self.stats = {
-            "teacher_entropy": ent.mean(),
-            "teacher_std": probs_t.std(dim=0).mean(),
-            "kl_div": kl,
-        }
 
     @torch.no_grad()
     def update_center(self, teacher_out: torch.Tensor) -> None:

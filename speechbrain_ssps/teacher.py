@@ -8,8 +8,7 @@ Mirrors reference DINO (facebookresearch/dino: the EMA step in
 Buffers: like both references, the EMA only touches **parameters**. The
 teacher's buffers (BatchNorm running statistics) are its own: they are copied
 from the student once by ``copy_student_to_teacher`` and afterwards updated
-only by the teacher's own forward passes in train mode. ``ema_update_`` can
-copy the student's buffers instead (``copy_buffers=True``).
+only by the teacher's own forward passes in train mode.
 
 Epoch convention: SpeechBrain counts epochs from 1, so
 ``cancel_last_layer_gradients_`` takes the 1-based epoch and drops the
@@ -73,12 +72,11 @@ def ema_update_(
     teacher: nn.Module,
     student: nn.Module,
     momentum: float,
-    copy_buffers: bool = False,
 ) -> None:
     """EMA step of the teacher: ``t <- momentum * t + (1 - momentum) * s``.
 
     Applied to every parameter pair (matched by name), frozen ones included,
-    as in reference DINO. Buffers are left alone unless ``copy_buffers``.
+    as in reference DINO. Buffers are left alone.
 
     Arguments
     ---------
@@ -88,9 +86,6 @@ def ema_update_(
         Trained module (DDP and ``torch.compile`` wrappers are unwrapped).
     momentum : float
         EMA momentum in [0, 1]; 1 keeps the teacher, 0 copies the student.
-    copy_buffers : bool
-        Also copy the student's floating-point and integer buffers (e.g.
-        BatchNorm running statistics) into the teacher.
 
     Example
     -------
@@ -116,11 +111,6 @@ def ema_update_(
     if t_params:
         torch._foreach_mul_(t_params, momentum)
         torch._foreach_add_(t_params, s_params, alpha=1.0 - momentum)
-    if copy_buffers:
-        s_bufs = dict(student.named_buffers())
-        for name, buf in teacher.named_buffers():
-            if name in s_bufs:
-                buf.copy_(s_bufs[name])
 
 
 @torch.no_grad()

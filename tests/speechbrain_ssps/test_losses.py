@@ -112,9 +112,6 @@ def test_dino_center_update_formula():
     )
     c2 = 0.9 * c1 + 0.1 * t2.mean(0, keepdim=True)
     assert torch.allclose(loss_fn.center, c2, atol=1e-7)
-    # update_center=False leaves it alone.
-    loss_fn(student, t1, epoch=0, update_center=False)
-    assert torch.allclose(loss_fn.center, c2, atol=1e-7)
     assert "center" in loss_fn.state_dict()
 
 
@@ -156,26 +153,12 @@ def test_dino_autocast_keeps_float32():
     torch.manual_seed(4)
     loss_fn = DINOLoss(64, 2, 2)
     s, t = torch.randn(4 * 8, 64), torch.randn(2 * 8, 64)
-    ref = float(loss_fn(s, t, epoch=0, update_center=False))
+    ref = float(loss_fn(s, t, epoch=0))
+    loss_fn.center.zero_()  # the same centre for both calls
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = loss_fn(s, t, epoch=0, update_center=False)
+        got = loss_fn(s, t, epoch=0)
     assert got.dtype == torch.float32
     assert float(got) == pytest.approx(ref, rel=1e-6)
-
-
-def test_dino_stats_are_consistent():
-    torch.manual_seed(5)
-    loss_fn = DINOLoss(6, 2, 0)
-    s, t = torch.randn(2 * 5, 6), torch.randn(2 * 5, 6)
-    loss = loss_fn(s, t, epoch=0)
-    q = torch.softmax(t.double() / 0.04, dim=1)
-    ent = float(-(q * q.log()).sum(1).mean())
-    assert float(loss_fn.stats["teacher_entropy"]) == pytest.approx(ent, 1e-4)
-    # With two global views and no local view, KL = CE - H(teacher view g).
-    h = -(q * q.log()).sum(1).view(2, 5).mean(1)
-    assert float(loss_fn.stats["kl_div"]) == pytest.approx(
-        float(loss) - float(h.mean()), rel=1e-4, abs=1e-6
-    )
 
 
 def test_dino_bad_input_raises():
