@@ -1,5 +1,6 @@
 """Tests of the minivox synthetic VoxCeleb-like corpus generator."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -355,7 +356,7 @@ def test_equaliser_bands_have_their_gain():
         (("lowshelf", 300.0, -8.0, 0.707), 60.0),
         (("highshelf", 1000.0, 5.0, 0.707), 6000.0),
     ]:
-        channel = minivox.dataclasses.replace(base, eq=(band,))
+        channel = dataclasses.replace(base, eq=(band,))
         _, h = signal.sosfreqz(channel.filters(), worN=[freq_at], fs=SR)
         assert abs(20 * np.log10(abs(h[0])) - band[2]) < 0.5, band
 
