@@ -36,7 +36,6 @@ from speechbrain.utils.checkpoints import (
     CKPT_PREFIX,
     PARAMFILE_EXT,
     Checkpoint,
-    Checkpointer,
 )
 from speechbrain.utils.distributed import (
     ddp_barrier,
@@ -44,6 +43,8 @@ from speechbrain.utils.distributed import (
     if_main_process,
 )
 from speechbrain.utils.logger import get_logger
+
+from speechbrain_ssps.speechbrain_internals import RedirectableCheckpointer
 
 logger = get_logger(__name__)
 STAGING_PREFIX = ".staging-"
@@ -86,7 +87,7 @@ def plain_meta(meta: dict) -> dict:
     return out
 
 
-class SafeCheckpointer(Checkpointer):
+class SafeCheckpointer(RedirectableCheckpointer):
     """Checkpointer with atomic saves and latest-only recoverables.
 
     Arguments
@@ -123,13 +124,6 @@ class SafeCheckpointer(Checkpointer):
     ):
         super().__init__(checkpoints_dir, recoverables, **kwargs)
         self.latest_only = list(latest_only or [])
-        self._staging: Optional[pathlib.Path] = None
-
-    def _new_checkpoint_dirpath(self):
-        return self._staging or super()._new_checkpoint_dirpath()
-
-    def _custom_checkpoint_dirpath(self, name):
-        return self._staging or super()._custom_checkpoint_dirpath(name)
 
     def save_checkpoint(
         self, meta=None, end_of_epoch=True, name=None, verbosity=logging.INFO
@@ -156,13 +150,9 @@ class SafeCheckpointer(Checkpointer):
         final = None
         if if_main_process():
             self._remove_stale_staging()
-            final = (
-                super()._new_checkpoint_dirpath()
-                if name is None
-                else super()._custom_checkpoint_dirpath(name)
-            )
+            final = self.default_checkpoint_dir(name)
         final = pathlib.Path(ddp_broadcast(final, src=0))
-        self._staging = final.parent / (STAGING_PREFIX + final.name)
+        self.redirect = final.parent / (STAGING_PREFIX + final.name)
         try:
             super().save_checkpoint(
                 meta=meta,
@@ -171,7 +161,7 @@ class SafeCheckpointer(Checkpointer):
                 verbosity=logging.DEBUG,
             )
         finally:
-            staging, self._staging = self._staging, None
+            staging, self.redirect = self.redirect, None
         ddp_barrier()  # every rank's files are written
         if not if_main_process():
             return None
@@ -184,7 +174,7 @@ class SafeCheckpointer(Checkpointer):
             os.replace(staging, final)
         ckpt_type = "end-of-epoch" if end_of_epoch else "intra-epoch"
         logger.log(verbosity, f"Saved an {ckpt_type} checkpoint in {final}")
-        checkpoint = self._construct_checkpoint_objects([final])[0]
+        checkpoint = self.read_checkpoint(final)
         return Checkpoint(final, checkpoint.meta, checkpoint.paramfiles)
 
     def save_and_keep_only(self, *args, **kwargs):
