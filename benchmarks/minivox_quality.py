@@ -122,16 +122,6 @@ METRICS = (
 )
 
 
-def yaml_value(yaml_file, key):
-    """A top-level scalar of a recipe yaml (read as text, no tags)."""
-    with open(yaml_file, encoding="utf-8") as f:
-        for line in f:
-            match = re.match(rf"^{key}:\s*([^#\s]+)", line)
-            if match:
-                return match.group(1)
-    raise ValueError(f"{yaml_file} has no top-level {key!r}")
-
-
 def run(cmd, cwd, log_file):
     """Runs one command, its output appended to ``log_file``."""
     start = time.time()
@@ -220,14 +210,9 @@ def condition_args(framework, condition, overrides):
     if condition == "ssps_logits":
         if framework != "dino":
             raise ValueError("ssps_logits only applies to dino")
-        out_dim = overrides.get("dino_out_dim") or yaml_value(
-            os.path.join(RECIPE, "hparams", ssps_yaml), "dino_out_dim"
-        )
+        # SSPS's positive width follows from the queue (train.py).
         args = [a for a in args if not a.startswith("--ssps_pos_dim=")]
-        return ssps_yaml, args + [
-            "--dino_queue=logits",
-            f"--ssps_pos_dim={out_dim}",
-        ]
+        return ssps_yaml, args + ["--dino_queue=logits"]
     raise ValueError(f"unknown condition {condition!r}")
 
 

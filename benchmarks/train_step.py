@@ -292,7 +292,10 @@ def bench_one(framework, channels, args, device, out_dir):
     view_seconds = [hparams["global_crop_seconds"]] * n_global + [
         hparams["local_crop_seconds"]
     ] * n_local
-    ssps = hparams["ssps"](num_utterances=args.utterances)
+    ssps = hparams["ssps"](
+        num_utterances=args.utterances,
+        pos_dim=hparams["framework"].positive_dim(hparams["modules"]),
+    )
     steps_per_epoch = args.utterances // batch_size
     base = make_brain(hparams, device, steps_per_epoch)
     brain = make_brain(hparams, device, steps_per_epoch, ssps)

@@ -1,36 +1,35 @@
-"""``SSLBrain``: DINO or SimCLR (optionally with SSPS) as a SpeechBrain Brain.
+"""``SSLBrain``: self-supervised speaker embeddings (optionally with SSPS).
 
-One :class:`speechbrain.core.Brain` subclass trains both frameworks; the
-hyperparameters choose which (``framework: dino`` or ``framework: simclr``)
-and whether SSPS is on (an ``ssps`` entry in ``modules``). The mapping to the
-design (SSPS.md §8):
+One :class:`speechbrain.core.Brain` subclass trains every framework; the
+yaml's ``framework`` entry is the object that says what is specific to it
+(:class:`~speechbrain_ssps.frameworks.DINO`,
+:class:`~speechbrain_ssps.frameworks.SimCLR`, or your own
+:class:`~speechbrain_ssps.frameworks.Framework`). SSPS is on when the
+modules hold an ``ssps`` entry. What the Brain itself does (SSPS.md §8):
 
-* ``compute_forward``: Fbank + sentence mean normalisation of every view, the
-  student encoder (ECAPA-TDNN) and head, the teacher on the global views
-  (DINO), and the un-augmented reference crop through the reference encoder
-  (DINO: teacher encoder; SimCLR: the encoder) in eval mode under
-  ``no_grad``, so BatchNorm running statistics are never touched by it;
-* ``compute_objectives``: one ``ssps.step`` on the positives (sample ->
-  swap -> queue update, gated by SSPS's schedule) -> the framework's loss;
-* per-step schedules (learning rate, weight decay, teacher momentum) are pure
-  functions of the global optimizer step, so a resumed run follows them
-  exactly;
-* ``optimizers_step``: per-parameter clipping (DINO), the frozen last layer
-  during the first epoch(s), clipping over *all* parameter groups otherwise;
-* ``on_fit_batch_end``: EMA update of the teacher after each optimizer step.
+* ``compute_forward``: Fbank + sentence mean normalisation of every view,
+  the student encoder, the framework's own outputs, and the un-augmented
+  reference crop through the framework's reference encoder in eval mode
+  under ``no_grad`` (BatchNorm running statistics are never touched by it);
+* ``compute_objectives``: the framework's loss, whose positives pass
+  through :meth:`SSLBrain.ssps_positives`, one ``SSPS.step`` (sample ->
+  swap -> queue update, gated by SSPS's schedule);
+* per-step schedules (learning rate, weight decay, teacher momentum) are
+  pure functions of the global optimizer step, so a resumed run follows
+  them exactly;
+* ``optimizers_step``: per-parameter clipping (``clip_grad`` > 0) or the
+  norm over *all* parameter groups, then the framework's gradient rules;
+  after the step, the framework's update (e.g. DINO's EMA teacher).
 
 Expected hyperparameters (see ``recipes/VoxCeleb/SSPS/hparams/*.yaml``):
 ``framework``, ``modules`` (``compute_features``, ``mean_var_norm``,
-``embedding_model``, ``ssl_loss``; DINO: ``head``, ``teacher_model``,
-``teacher_head``; SimCLR: optional ``projector``; optional ``ssps``),
+``embedding_model``, ``ssl_loss`` and what the framework uses),
 ``num_global_views``, ``num_local_views``, ``opt_class``, ``lr``,
 ``lr_final``, ``lr_warmup_epochs``, ``lr_schedule`` (``cosine`` | ``step``),
 ``weight_decay``, ``weight_decay_end``, ``schedule_epochs``, ``clip_grad``,
-``freeze_last_layer``, ``momentum_teacher``, ``momentum_teacher_end``,
-``dino_queue`` (``bottleneck`` | ``logits``), ``augmentations``,
-``augment_prob``, ``train_logger``, ``keep_checkpoints``, ``sync_batchnorm``
-and ``views_pipeline`` (the seeded crop pipeline, whose epoch is set at the
-start of each training epoch).
+``momentum_teacher``, ``momentum_teacher_end``, ``augment_prob``,
+``train_logger``, ``keep_checkpoints``, ``sync_batchnorm`` and ``seed``.
+The augmentations and the seeded crop pipeline are constructor arguments.
 
 Authors
  * speechbrain-ssps contributors
@@ -40,30 +39,22 @@ from __future__ import annotations
 
 import inspect
 import random
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import speechbrain as sb
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 
+from speechbrain_ssps.frameworks import resolve_framework, unwrap
 from speechbrain_ssps.schedules import (
     cosine_schedule,
     step_decay,
     teacher_momentum,
 )
-from speechbrain_ssps.teacher import (
-    cancel_last_layer_gradients_,
-    clip_gradients_per_parameter_,
-    copy_student_to_teacher,
-    ema_update_,
+from speechbrain_ssps.speechbrain_internals import (
+    step_optimizers,
+    wrap_distributed,
 )
-
-FRAMEWORKS = ("dino", "simclr")
-
-
-def _raw(module: torch.nn.Module) -> torch.nn.Module:
-    """The module behind a DDP/DP wrapper."""
-    return module.module if hasattr(module, "module") else module
+from speechbrain_ssps.teacher import clip_gradients_per_parameter_
 
 
 def split_decay_groups(modules: List[torch.nn.Module]) -> List[dict]:
@@ -103,42 +94,65 @@ def split_decay_groups(modules: List[torch.nn.Module]) -> List[dict]:
 
 
 class SSLBrain(sb.Brain):
-    """Self-supervised speaker-embedding training (DINO / SimCLR + SSPS).
+    """Self-supervised speaker-embedding training (any framework + SSPS).
 
     See the module docstring for the hyperparameters it reads. Batches hold
     ``index`` (the utterance index, row order of the training manifest),
     ``view_0`` ... (global views first, then local views) and, with SSPS,
     ``ref`` (the reference crop).
+
+    Arguments
+    ---------
+    *args, **kwargs
+        As for :class:`speechbrain.core.Brain` (``modules``, ``opt_class``,
+        ``hparams``, ``run_opts``, ``checkpointer``). An ``ssps`` module is
+        registered with the checkpointer (``optional_load``: a plain run's
+        checkpoint still loads).
+    augmentations : sequence of callables, optional
+        Waveform augmentations; each training view gets one of them with
+        probability ``augment_prob`` (a choice that is a function of the
+        seed, epoch, step and view).
+    views_pipeline : object, optional
+        The seeded crop pipeline; its ``set_epoch`` is called at the start
+        of each training epoch, before the loader's workers start.
     """
 
-    # ------------------------------------------------------------------
-    # Set-up
-    # ------------------------------------------------------------------
-    def __init__(self, *args, **kwargs):
+    def __init__(
+        self,
+        *args,
+        augmentations: Optional[Sequence] = None,
+        views_pipeline=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
-        framework = getattr(self.hparams, "framework", None)
-        if framework not in FRAMEWORKS:
-            raise ValueError(
-                f"framework must be one of {FRAMEWORKS}, got {framework!r}"
-            )
-        self.framework = framework
+        self.framework = resolve_framework(
+            getattr(self.hparams, "framework", None), self.hparams
+        )
         self.steps_per_epoch: Optional[int] = None
         self._epoch = 0
         self._augmentations = [
             (aug, len(inspect.signature(aug.forward).parameters) >= 2)
-            for aug in (getattr(self.hparams, "augmentations", None) or [])
+            for aug in (augmentations or [])
         ]
         self._aug_seed = int(getattr(self.hparams, "seed", 0))
+        self.views_pipeline = views_pipeline
+        if self.ssps is not None and self.checkpointer is not None:
+            self.checkpointer.add_recoverable(
+                "ssps", self.ssps, optional_load=True
+            )
 
     @property
     def ssps(self):
         """The SSPS module, or None when SSPS is off."""
         return self.modules["ssps"] if "ssps" in self.modules else None
 
+    @property
+    def epoch(self) -> int:
+        """The current training epoch (1-based; 0 before the first)."""
+        return self._epoch
+
     def _student_modules(self) -> List[torch.nn.Module]:
-        names = ["embedding_model"]
-        names += ["head"] if self.framework == "dino" else []
-        names += ["projector"] if "projector" in self.modules else []
+        names = self.framework.trained_modules(self.modules)
         return [self.modules[n] for n in names]
 
     def make_dataloader(self, dataset, stage, **loader_kwargs):
@@ -154,51 +168,25 @@ class SSLBrain(sb.Brain):
         return loader
 
     def on_fit_start(self):
-        """Initialises the teacher from the student before wrapping/recovery.
-
-        A recovered checkpoint then overwrites the teacher with its own
-        saved state.
-        """
-        if self.framework == "dino":
-            copy_student_to_teacher(
-                self.modules.embedding_model, self.modules.teacher_model
-            )
-            copy_student_to_teacher(
-                self.modules.head, self.modules.teacher_head
-            )
+        """The framework's set-up (before wrapping and recovery), then SB's."""
+        self.framework.on_fit_start(self)
         super().on_fit_start()
 
     def _wrap_distributed(self):
         """DDP with per-device BatchNorm handling and no buffer broadcast.
 
-        SpeechBrain converts BatchNorm to SyncBatchNorm before wrapping,
-        which only runs on GPUs: here the conversion happens on CUDA when
-        ``sync_batchnorm`` is True (the default) and never on CPU (gloo),
-        where plain BatchNorm keeps per-process statistics. Buffers are not
-        re-broadcast at each forward (``broadcast_buffers=False``): the
-        student runs several forwards per step (global and local crops), and
-        an in-place broadcast between them would invalidate the running
-        statistics that BatchNorm saved for its backward pass.
+        See :func:`speechbrain_ssps.speechbrain_internals.wrap_distributed`
+        (``sync_batchnorm``: SyncBatchNorm on CUDA only).
         """
         if not self.distributed_launch:
             return super()._wrap_distributed()
-        on_cuda = torch.device(self.device).type == "cuda"
-        sync_bn = getattr(self.hparams, "sync_batchnorm", True) and on_cuda
-        for name, module in self.modules.items():
-            if not any(p.requires_grad for p in module.parameters()):
-                continue
-            if sync_bn:
-                module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-            self.modules[name] = DDP(
-                module,
-                device_ids=[self.device] if on_cuda else None,
-                find_unused_parameters=self.find_unused_parameters,
-                broadcast_buffers=False,
-            )
+        wrap_distributed(self, getattr(self.hparams, "sync_batchnorm", True))
 
     def init_optimizers(self):
         """One optimizer over the student; DINO-style decay groups."""
-        groups = split_decay_groups([_raw(m) for m in self._student_modules()])
+        groups = split_decay_groups(
+            [unwrap(m) for m in self._student_modules()]
+        )
         self.optimizer = self.opt_class(groups)
         self.optimizers_dict = {"optimizer": self.optimizer}
         if self.checkpointer is not None:
@@ -292,7 +280,8 @@ class SSLBrain(sb.Brain):
         feats = self.modules.compute_features(wavs)
         return self.modules.mean_var_norm(feats, lengths)
 
-    def _encode(self, model, wavs: torch.Tensor) -> torch.Tensor:
+    def encode(self, model, wavs: torch.Tensor) -> torch.Tensor:
+        """Features, normalisation and ``model``: [B, T] -> [B, D]."""
         return model(self._features(wavs)).squeeze(1)
 
     @torch.no_grad()
@@ -307,16 +296,14 @@ class SSLBrain(sb.Brain):
         Returns
         -------
         torch.Tensor
-            [B, D] representations (normalised by SSPS when stored).
+            [B, D] representations (normalised by SSPS when stored), by the
+            framework's ``reference_model``.
         """
-        name = (
-            "teacher_model" if self.framework == "dino" else ("embedding_model")
-        )
-        model = _raw(self.modules[name])
+        model = unwrap(self.modules[self.framework.reference_model])
         was_training = model.training
         model.eval()
         try:
-            return self._encode(model, wavs).float()
+            return self.encode(model, wavs).float()
         finally:
             model.train(was_training)
 
@@ -335,40 +322,22 @@ class SSLBrain(sb.Brain):
         return groups
 
     def compute_forward(self, batch, stage):
-        """Student (and teacher) outputs, and the reference representation.
+        """The framework's outputs, and the reference representation.
 
         Returns
         -------
         dict
-            ``student``: DINO logits [(G+L)*B, out] or SimCLR embeddings
-            [2*B, P]; DINO: ``teacher_bottleneck`` [G*B, 256] and, when
-            SSPS stores logits, ``teacher`` logits [G*B, out] (else None);
-            ``y_ref`` [B, D] when SSPS fills its queues, else None.
+            The framework's outputs (``student``, ...) and ``y_ref`` [B, D]
+            when SSPS fills its queues, else None.
         """
         batch = batch.to(self.device)
         groups = self._view_groups(batch, stage)
-        out: Dict[str, Optional[torch.Tensor]] = {}
-        student_repr = torch.cat(
-            [self._encode(self.modules.embedding_model, g) for g in groups]
+        student = torch.cat(
+            [self.encode(self.modules.embedding_model, g) for g in groups]
         )
-        if self.framework == "dino":
-            out["student"] = self.modules.head(student_repr)
-            with torch.no_grad():
-                t_repr = self._encode(self.modules.teacher_model, groups[0])
-                t_bottleneck = self.modules.teacher_head.bottleneck(t_repr)
-                out["teacher_bottleneck"] = t_bottleneck
-                # Logits now only if they are what SSPS stores; otherwise
-                # the prototype layer runs once, after the swap.
-                out["teacher"] = (
-                    self.modules.teacher_head.prototypes(t_bottleneck)
-                    if self._stores_dino_logits()
-                    else None
-                )
-        else:
-            emb = student_repr
-            if "projector" in self.modules:
-                emb = self.modules.projector(emb)
-            out["student"] = emb
+        out: Dict[str, Optional[torch.Tensor]] = self.framework.forward(
+            self, groups, student
+        )
         ssps = self.ssps
         out["y_ref"] = (
             self.encode_reference(batch.ref.data)
@@ -380,33 +349,23 @@ class SSLBrain(sb.Brain):
     # ------------------------------------------------------------------
     # Objectives
     # ------------------------------------------------------------------
-    def _stores_dino_logits(self) -> bool:
-        """Whether SSPS's DINO queue holds full teacher logits."""
-        return getattr(self.hparams, "dino_queue", "bottleneck") == "logits"
-
-    def _ssps_dino_targets(self, predictions, indices) -> torch.Tensor:
-        """Teacher logits with SSPS pseudo-positives swapped in.
-
-        With the default bottleneck queue, the teacher's 256-d bottlenecks
-        are swapped and the current teacher's prototype layer is applied
-        once to the result; with ``dino_queue: logits`` the full logits are
-        swapped (the paper's queue).
-        """
-        full = self._stores_dino_logits()
-        targets = predictions["teacher" if full else "teacher_bottleneck"]
-        n_global = self.hparams.num_global_views
-        targets = self._ssps_positives(indices, predictions, targets, n_global)
-        if full:
-            return targets
-        with torch.no_grad():
-            return self.modules.teacher_head.prototypes(targets)
-
-    def _ssps_positives(self, indices, predictions, positives, views):
+    def ssps_positives(self, indices, predictions, positives, views):
         """Positive rows [views * B, P] after ``SSPS.step`` (if SSPS is on).
 
         The rows are viewed as SSPS's [V, B, P] layout, passed through
         ``SSPS.step`` (sample, swap and queue update, gated by its schedule)
         and returned in the caller's layout.
+
+        Arguments
+        ---------
+        indices : torch.Tensor
+            [B] utterance indices.
+        predictions : dict
+            The step's outputs (``y_ref`` is read).
+        positives : torch.Tensor
+            [views * B, P] the framework's positive rows, view-major.
+        views : int
+            How many positive views the rows hold.
         """
         if self.ssps is None:
             return positives
@@ -415,89 +374,57 @@ class SSLBrain(sb.Brain):
         return out.reshape(positives.shape)
 
     def compute_objectives(self, predictions, batch, stage):
-        """SSPS step (sample -> swap -> update) on the positives -> loss."""
+        """The framework's loss (its positives through SSPS)."""
         indices = batch.index.to(self.device).long().reshape(-1)
-        if self.framework == "dino":
-            teacher = self._ssps_dino_targets(predictions, indices)
-            return self.modules.ssl_loss(
-                predictions["student"], teacher, self._epoch - 1
-            )
-        z1, z2 = predictions["student"].split(indices.numel())
-        z2 = self._ssps_positives(indices, predictions, z2, 1)
-        return self.modules.ssl_loss(z1, z2)
+        return self.framework.loss(self, predictions, indices)
 
     # ------------------------------------------------------------------
     # Optimisation
     # ------------------------------------------------------------------
-    def optimizers_step(self):
-        """Clipping, last-layer freeze, step and bookkeeping.
+    def _adjust_gradients(self, params: List[torch.nn.Parameter]) -> None:
+        """Clipping, then the framework's gradient rules.
 
-        DINO (``clip_grad`` > 0): each parameter's gradient is clipped to
+        ``clip_grad`` > 0 (DINO): each parameter's gradient is clipped to
         ``clip_grad`` on its own. Otherwise the global norm over every
         parameter group is clipped to ``max_grad_norm`` (SpeechBrain's
-        default clips group 0 only). During the first ``freeze_last_layer``
-        epochs the DINO head's last layer gets no update.
+        default clips group 0 only).
         """
-        opt = self.optimizer
-        self.scaler.unscale_(opt)
-        params = [p for g in opt.param_groups for p in g["params"]]
         clip = float(getattr(self.hparams, "clip_grad", 0.0) or 0.0)
         if clip > 0:
             clip_gradients_per_parameter_(params, clip)
         elif self.max_grad_norm and self.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        if self.framework == "dino":
-            cancel_last_layer_gradients_(
-                _raw(self.modules.head).last_layer_parameters,
-                self._epoch,
-                int(getattr(self.hparams, "freeze_last_layer", 0)),
-            )
-        if not self.scaler.is_enabled() and self.skip_nonfinite_grads:
-            self.check_gradients()
-        self.scaler.step(opt)
-        self.scaler.update()
-        opt.zero_grad(set_to_none=True)
-        self.optimizer_step += 1
+        self.framework.before_optimizer_step(self)
+
+    def optimizers_step(self):
+        """SpeechBrain's step with :meth:`_adjust_gradients` after unscaling."""
+        step_optimizers(self, self._adjust_gradients)
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """EMA update of the teacher after each optimizer step (DINO)."""
-        if self.framework != "dino" or not should_step:
-            return
-        # optimizer_step was incremented: the step just taken is step - 1.
-        momentum = self.teacher_momentum(self.optimizer_step - 1)
-        ema_update_(
-            self.modules.teacher_model,
-            _raw(self.modules.embedding_model),
-            momentum,
-        )
-        ema_update_(
-            self.modules.teacher_head, _raw(self.modules.head), momentum
-        )
+        """The framework's update after each optimizer step."""
+        if should_step:
+            self.framework.after_optimizer_step(self)
 
     # ------------------------------------------------------------------
     # Stage hooks
     # ------------------------------------------------------------------
     def on_stage_start(self, stage, epoch=None):
-        """Enters the epoch in SSPS (k-means when active)."""
+        """Enters the epoch in the crop pipeline and SSPS (k-means)."""
         if stage == sb.Stage.TRAIN:
             self._epoch = int(epoch or 0)
             # Seeded crops are a function of the epoch (set before the
             # DataLoader iterator and its workers are created).
-            views = getattr(self.hparams, "views_pipeline", None)
+            views = self.views_pipeline
             if views is not None and hasattr(views, "set_epoch"):
                 views.set_epoch(self._epoch)
             if self.ssps is not None:
                 self.ssps.on_epoch_start(self._epoch)
 
     def epoch_stats(self) -> Dict[str, float]:
-        """Schedules and SSPS diagnostics of the current epoch."""
+        """Schedules, framework values and SSPS diagnostics of the epoch."""
         step = max(self.optimizer_step - 1, 0)
         stats = {"lr": self.learning_rate(step), "wd": self.weight_decay(step)}
-        if self.framework == "dino":
-            stats["momentum"] = self.teacher_momentum(step)
-            stats["teacher_temp"] = _raw(
-                self.modules.ssl_loss
-            ).teacher_temperature(self._epoch - 1)
+        stats.update(self.framework.epoch_stats(self, step))
         if self.ssps is not None:
             stats.update(self.ssps.metrics())
         return stats

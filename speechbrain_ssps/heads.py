@@ -197,6 +197,7 @@ class SimCLRProjector(nn.Module):
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        self.out_dim = int(out_dim)
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim),
             nn.BatchNorm1d(hidden_dim),

@@ -39,8 +39,6 @@ def tiny_args(yaml):
         args += TINY_DINO
     if "ssps" in yaml:
         args += TINY_SSPS
-        if "dino" in yaml:
-            args.append("--ssps_pos_dim=16")
     return args
 
 

@@ -12,8 +12,9 @@ from recipe_helpers import run_script, tiny_args
     [
         (["--ssps_start_epoch=5"], "--ssps_start_epoch"),
         (["--batch_size=64"], "--batch_size"),
-        (["--ssps_num_clusters=500"], "num_clusters"),
-        (["--ssps_num_neighbors=4"], "num_neighbors"),
+        (["--ssps_num_clusters=500"], "--ssps_num_clusters=500"),
+        (["--ssps_num_neighbors=4"], "--ssps_num_neighbors=4"),
+        (["--ssps_pos_dim=7"], "--ssps_pos_dim=7 contradicts"),
         (["--no_such_option=1"], "no_such_option"),
     ],
 )

@@ -142,7 +142,7 @@ def test_reference_forward_leaves_batchnorm_untouched(framework):
         assert torch.equal(value, before[key]), key
     # Eval mode really was used: a train-mode forward would differ.
     with torch.no_grad():
-        train_mode = brain._encode(model, make_batch(range(4)).ref.data)
+        train_mode = brain.encode(model, make_batch(range(4)).ref.data)
     assert not torch.allclose(train_mode, y)
 
 
@@ -154,7 +154,7 @@ def test_dino_swap_touches_exactly_the_sampled_anchors():
         batch = make_batch(idx)
         with torch.no_grad():
             pred = brain.compute_forward(batch, sb.Stage.TRAIN)
-        brain._ssps_dino_targets(pred, batch.index)
+        brain.framework.targets(brain, pred, batch.index)
     stored = ssps.pos_queue.clone()
     # Utterances 0 and 1 are alone in their cluster: no candidate.
     assignments = torch.tensor([0, 1] + [2, 3] * 7)
@@ -164,7 +164,7 @@ def test_dino_swap_touches_exactly_the_sampled_anchors():
     with torch.no_grad():
         pred = brain.compute_forward(batch, sb.Stage.TRAIN)
         ssps.num_draws = 0
-        targets = brain._ssps_dino_targets(pred, batch.index)
+        targets = brain.framework.targets(brain, pred, batch.index)
     ssps.num_draws = 0
     ssps.epoch = 2
     pos = ssps.sample(batch.index)

@@ -26,28 +26,42 @@ Authors
 import os
 import shutil
 import sys
+from functools import partial
+from types import SimpleNamespace
 
 import speechbrain as sb
-import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.brain import SSLBrain
 from speechbrain_ssps.crops import make_ssl_views_pipeline, ssl_view_keys
-from speechbrain_ssps.validation import (
-    validate_manifest,
-    validate_training_options,
-)
+from speechbrain_ssps.frameworks import resolve_framework
+from speechbrain_ssps.preflight import check_manifest, check_training_options
+from speechbrain_ssps.ssps import SSPSOptionError, label_oracle
 
 logger = get_logger(__name__)
 
+# SSPS's constructor arguments -> this recipe's command-line options.
+SSPS_OPTION_NAMES = {
+    "num_utterances": "the training manifest's row count",
+    "repr_dim": "--emb_dim",
+    "pos_dim": "--ssps_pos_dim",
+    "pos_views": "--num_global_views",
+    "seed": "--seed",
+}
+
 
 def dataio_prep(hparams):
-    """The training set: utterance index, SSL views and reference crop.
+    """The training set (utterance index, SSL views, reference crop).
 
     Row order of the training manifest defines the utterance index used by
     SSPS's queues.
+
+    Returns
+    -------
+    train_data : DynamicItemDataset
+    views : the seeded crop pipeline (``SSLBrain`` sets its epoch)
     """
     train_data = sb.dataio.dataset.DynamicItemDataset.from_csv(
         csv_path=hparams["train_annotation"],
@@ -74,23 +88,33 @@ def dataio_prep(hparams):
         else None,
         seed=hparams["seed"],  # crops = f(seed, epoch, utterance): resumable
     )
-    hparams["views_pipeline"] = views  # SSLBrain sets its epoch
     sb.dataio.dataset.add_dynamic_item([train_data], index_pipeline)
     sb.dataio.dataset.add_dynamic_item([train_data], views)
     keys = ssl_view_keys(
         hparams["num_global_views"], hparams["num_local_views"], with_ref
     )
     sb.dataio.dataset.set_output_keys([train_data], ["id", "index", *keys])
-    return train_data
+    return train_data, views
 
 
-def build_augmentations(hparams):
-    """One ``AddNoise`` per MUSAN category and ``AddReverb``, if prepared."""
+def prepare_augmentations(hparams):
+    """One ``AddNoise`` per MUSAN category and ``AddReverb``, if prepared.
+
+    The CSV lists are written once (main process), then every process
+    builds its augmentations from them.
+    """
     from augment_prepare import prepare_musan, prepare_rir  # noqa
 
     aug_folder = os.path.join(hparams["save_folder"], "augment")
-    musan = prepare_musan(hparams["musan_folder"], aug_folder)
-    rir = prepare_rir(hparams["rir_folder"], aug_folder)
+    args = [hparams["musan_folder"], hparams["rir_folder"], aug_folder]
+
+    def write_lists(musan_folder, rir_folder, folder):
+        return prepare_musan(musan_folder, folder), prepare_rir(
+            rir_folder, folder
+        )
+
+    run_on_main(write_lists, args=args)
+    musan, rir = write_lists(*args)  # lists already written: just read
     augmentations = []
     for category, csv_file in (musan or {}).items():
         low, high = hparams["musan_snr"][category]
@@ -102,11 +126,58 @@ def build_augmentations(hparams):
     return augmentations
 
 
-def install_ssps(hparams, train_data):
-    """Builds SSPS for this training set and registers it everywhere.
+def check_inputs(hparams, hparams_file):
+    """The manifest, every audio header, and the run's options.
+
+    Files shorter than the longest crop are counted (their crops wrap).
+    """
+    crops = [hparams["global_crop_seconds"]]
+    if hparams["num_local_views"]:
+        crops.append(hparams["local_crop_seconds"])
+    if "ssps" in hparams:
+        crops.append(hparams["ref_crop_seconds"])
+    run_on_main(
+        check_manifest,
+        kwargs={
+            "csv_path": hparams["train_annotation"],
+            "sample_rate": hparams["sample_rate"],
+            "min_samples": int(max(crops) * hparams["sample_rate"]),
+            "replacements": {"data_root": hparams["data_folder"]},
+        },
+    )
+    if "ssps" not in hparams and hparams.get("ssps_start_epoch") is not None:
+        logger.warning(
+            f"ssps_start_epoch={hparams['ssps_start_epoch']} is ignored: "
+            f"{hparams_file} trains without SSPS (use a *_ssps.yaml)"
+        )
+
+
+def ssps_positive_dim(hparams):
+    """SSPS's ``pos_dim``: what the framework's positives are.
+
+    It follows from the framework (for DINO, from ``dino_queue``); an
+    explicit ``--ssps_pos_dim`` must agree with it.
+    """
+    framework = resolve_framework(
+        hparams["framework"], SimpleNamespace(**hparams)
+    )
+    derived = framework.positive_dim(hparams["modules"])
+    explicit = hparams.get("ssps_pos_dim")
+    if explicit is not None and explicit != derived:
+        raise ValueError(
+            f"--ssps_pos_dim={explicit} contradicts the framework "
+            f"{framework!r}, whose positives are {derived}-d; drop "
+            "--ssps_pos_dim (it follows from --dino_queue)"
+        )
+    return derived
+
+
+def make_ssps(hparams, train_data):
+    """SSPS for this training set (or the label oracle), checked.
 
     With ``ssps_oracle: True`` the positives are drawn with the manifest's
     labels instead (same speaker, another video: the paper's upper bound).
+    An invalid SSPS option is reported under its command-line name.
     """
     data, ids = train_data.data, train_data.data_ids
     labelled = all(
@@ -118,31 +189,20 @@ def install_ssps(hparams, train_data):
             "ssps_oracle needs spk_id and video_id in every row of "
             f"{hparams['train_annotation']}"
         )
-    if not labelled:
-        ssps = hparams["ssps"](num_utterances=len(ids))
-    else:
+    factory = partial(hparams["ssps"], pos_dim=ssps_positive_dim(hparams))
+    try:
+        if not labelled:
+            return factory(num_utterances=len(ids))
         speakers = [data[i]["spk_id"] for i in ids]
         videos = [data[i]["video_id"] for i in ids]
         if oracle:
-            names = sorted(set(speakers))
-            code = {s: k for k, s in enumerate(names)}
-            ssps = hparams["ssps"](
-                num_utterances=len(ids),
-                num_clusters=len(names),
-                sampling="scs",
-            )
-            ssps.set_exclusion_groups(videos)
-            ssps.set_clusters(
-                torch.tensor([code[s] for s in speakers]),
-                torch.zeros_like(ssps.centroids),
-                fixed=True,
-            )
-        else:
-            ssps = hparams["ssps"](num_utterances=len(ids))
-        ssps.set_labels(speakers, videos)
-    hparams["modules"]["ssps"] = ssps
-    # Optional: a checkpoint of a plain run (no SSPS state) still loads.
-    hparams["checkpointer"].add_recoverable("ssps", ssps, optional_load=True)
+            return label_oracle(factory, speakers, videos)
+        ssps = factory(num_utterances=len(ids))
+    except SSPSOptionError as err:
+        option = SSPS_OPTION_NAMES.get(err.option, f"--ssps_{err.option}")
+        raise ValueError(f"{option}={err.value!r}: {err}") from err
+    ssps.set_labels(speakers, videos)
+    return ssps
 
 
 def seed_from_plain_run(hparams):
@@ -184,6 +244,7 @@ if __name__ == "__main__":
         overrides=overrides,
     )
 
+    # Data preparation and start-up checks
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from voxceleb_prepare import prepare_voxceleb  # noqa
 
@@ -195,55 +256,32 @@ if __name__ == "__main__":
             "skip_prep": hparams["skip_prep"],
         },
     )
-    # Every row and audio header checked before anything trains; files
-    # shorter than the longest crop are counted (their crops wrap around).
-    crops = [hparams["global_crop_seconds"]]
-    if hparams["num_local_views"]:
-        crops.append(hparams["local_crop_seconds"])
-    if "ssps" in hparams:
-        crops.append(hparams["ref_crop_seconds"])
-    run_on_main(
-        validate_manifest,
-        kwargs={
-            "csv_path": hparams["train_annotation"],
-            "sample_rate": hparams["sample_rate"],
-            "min_samples": int(max(crops) * hparams["sample_rate"]),
-            "replacements": {"data_root": hparams["data_folder"]},
-        },
-    )
-    hparams["augmentations"] = []
-    run_on_main(build_augmentations, args=[hparams])  # writes CSVs once
-    hparams["augmentations"] = build_augmentations(hparams)
-
-    train_data = dataio_prep(hparams)
-    with_ssps = "ssps" in hparams
-    validate_training_options(
+    check_inputs(hparams, hparams_file)
+    augmentations = prepare_augmentations(hparams)
+    train_data, views = dataio_prep(hparams)
+    check_training_options(
         num_utterances=len(train_data),
         batch_size=hparams["dataloader_options"]["batch_size"],
         number_of_epochs=hparams["number_of_epochs"],
         world_size=int(os.environ.get("WORLD_SIZE", "1")),
-        ssps_start_epoch=hparams["ssps_start_epoch"] if with_ssps else None,
-        num_clusters=hparams["ssps_num_clusters"]
-        if with_ssps and not hparams.get("ssps_oracle")
+        ssps_start_epoch=hparams["ssps_start_epoch"]
+        if "ssps" in hparams
         else None,
-        num_neighbors=hparams["ssps_num_neighbors"] if with_ssps else None,
-        sampling=hparams.get("ssps_sampling", "ncs"),
     )
-    if "ssps" not in hparams and hparams.get("ssps_start_epoch") is not None:
-        logger.warning(
-            f"ssps_start_epoch={hparams['ssps_start_epoch']} is ignored: "
-            f"{hparams_file} trains without SSPS (use a *_ssps.yaml)"
-        )
+    modules = dict(hparams["modules"])
     if "ssps" in hparams:
-        install_ssps(hparams, train_data)
+        modules["ssps"] = make_ssps(hparams, train_data)
         run_on_main(seed_from_plain_run, args=[hparams])
 
+    # Training
     brain = SSLBrain(
-        modules=hparams["modules"],
+        modules=modules,
         opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
+        augmentations=augmentations,
+        views_pipeline=views,
     )
     brain.fit(
         brain.hparams.epoch_counter,
