@@ -13,7 +13,7 @@ without padding.
 
 Audio is read by :func:`load_mono`: multi-channel files are downmixed to
 mono (mean over channels); a file that cannot be read (deleted or corrupted
-after the start-up check of :mod:`speechbrain_ssps.validation`), is empty or
+after the start-up check of :mod:`speechbrain_ssps.preflight`), is empty or
 holds NaN / infinite samples raises a ``ValueError`` naming the file, which
 stops the run (checkpoints already written stay intact).
 
