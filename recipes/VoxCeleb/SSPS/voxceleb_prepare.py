@@ -45,7 +45,7 @@ import soundfile as sf
 from speechbrain.dataio.dataio import load_pkl, save_pkl
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_ssps.scoring import read_trials
+from speechbrain_ssps.trials import read_trials
 
 logger = get_logger(__name__)
 
