@@ -37,14 +37,18 @@ Authors
 
 from __future__ import annotations
 
-import inspect
-import random
 from typing import Dict, List, Optional, Sequence
 
 import speechbrain as sb
 import torch
 
 from speechbrain_ssps.frameworks import resolve_framework, unwrap
+from speechbrain_ssps.queue_filling import (
+    check_fill_mode,
+    fill_pass,
+    fills_during_steps,
+    needs_fill_pass,
+)
 from speechbrain_ssps.schedules import (
     cosine_schedule,
     step_decay,
@@ -55,6 +59,7 @@ from speechbrain_ssps.speechbrain_internals import (
     wrap_distributed,
 )
 from speechbrain_ssps.teacher import clip_gradients_per_parameter_
+from speechbrain_ssps.view_augmentation import ViewAugmenter
 
 
 def split_decay_groups(modules: List[torch.nn.Module]) -> List[dict]:
@@ -130,12 +135,16 @@ class SSLBrain(sb.Brain):
         )
         self.steps_per_epoch: Optional[int] = None
         self._epoch = 0
-        self._augmentations = [
-            (aug, len(inspect.signature(aug.forward).parameters) >= 2)
-            for aug in (augmentations or [])
-        ]
-        self._aug_seed = int(getattr(self.hparams, "seed", 0))
+        self.augment = ViewAugmenter(
+            augmentations or [],
+            seed=int(getattr(self.hparams, "seed", 0)),
+            prob=getattr(self.hparams, "augment_prob", 1.0),
+        )
         self.views_pipeline = views_pipeline
+        self.ssps_fill = check_fill_mode(
+            getattr(self.hparams, "ssps_fill", None) or "epoch"
+        )
+        self._train_loader = None
         if self.ssps is not None and self.checkpointer is not None:
             self.checkpointer.add_recoverable(
                 "ssps", self.ssps, optional_load=True
@@ -159,6 +168,7 @@ class SSLBrain(sb.Brain):
         """Records the number of training steps per epoch for schedules."""
         loader = super().make_dataloader(dataset, stage, **loader_kwargs)
         if stage == sb.Stage.TRAIN:
+            self._train_loader = loader  # for SSPS's fill pass
             self.steps_per_epoch = len(loader)
             if self.steps_per_epoch == 0:
                 raise ValueError(
@@ -256,25 +266,6 @@ class SSLBrain(sb.Brain):
     # ------------------------------------------------------------------
     # Forward
     # ------------------------------------------------------------------
-    def _augment(self, wavs: torch.Tensor, view: int) -> torch.Tensor:
-        """One augmentation chosen for this view of this step (or none).
-
-        The choice is a pure function of (seed, epoch, step, view), so a
-        resumed run makes the same choices; the augmentations' own draws
-        (noise file, SNR, RIR) use torch's RNG.
-        """
-        if not self._augmentations:
-            return wavs
-        rng = random.Random(
-            hash((self._aug_seed, self._epoch, self.step, view))
-        )
-        if rng.random() >= getattr(self.hparams, "augment_prob", 1.0):
-            return wavs
-        aug, takes_lengths = rng.choice(self._augmentations)
-        lengths = torch.ones(wavs.shape[0], device=wavs.device)
-        out = aug(wavs, lengths) if takes_lengths else aug(wavs)
-        return out[:, : wavs.shape[1]]
-
     def _features(self, wavs: torch.Tensor) -> torch.Tensor:
         lengths = torch.ones(wavs.shape[0], device=wavs.device)
         feats = self.modules.compute_features(wavs)
@@ -315,20 +306,24 @@ class SSLBrain(sb.Brain):
             getattr(batch, f"view_{i}").data for i in range(n_global + n_local)
         ]
         if stage == sb.Stage.TRAIN:
-            views = [self._augment(v, i) for i, v in enumerate(views)]
+            views = [
+                self.augment(v, self._epoch, self.step, i)
+                for i, v in enumerate(views)
+            ]
         groups = [torch.cat(views[:n_global])]
         if n_local:
             groups.append(torch.cat(views[n_global:]))
         return groups
 
-    def compute_forward(self, batch, stage):
+    def compute_forward(self, batch, stage, fill: bool = False):
         """The framework's outputs, and the reference representation.
 
         Returns
         -------
         dict
             The framework's outputs (``student``, ...) and ``y_ref`` [B, D]
-            when SSPS fills its queues, else None.
+            when SSPS fills its queues (or ``fill``: the fill pass), else
+            None.
         """
         batch = batch.to(self.device)
         groups = self._view_groups(batch, stage)
@@ -341,7 +336,9 @@ class SSLBrain(sb.Brain):
         ssps = self.ssps
         out["y_ref"] = (
             self.encode_reference(batch.ref.data)
-            if ssps is not None and ssps.filling and stage == sb.Stage.TRAIN
+            if stage == sb.Stage.TRAIN
+            and ssps is not None
+            and (fill or fills_during_steps(ssps, self.ssps_fill))
             else None
         )
         return out
@@ -367,7 +364,9 @@ class SSLBrain(sb.Brain):
         views : int
             How many positive views the rows hold.
         """
-        if self.ssps is None:
+        if self.ssps is None or not fills_during_steps(
+            self.ssps, self.ssps_fill
+        ):
             return positives
         stacked = positives.reshape(views, indices.numel(), -1)
         out = self.ssps.step(indices, predictions["y_ref"], stacked)
@@ -417,8 +416,13 @@ class SSLBrain(sb.Brain):
             views = self.views_pipeline
             if views is not None and hasattr(views, "set_epoch"):
                 views.set_epoch(self._epoch)
-            if self.ssps is not None:
-                self.ssps.on_epoch_start(self._epoch)
+            ssps = self.ssps
+            if ssps is not None and needs_fill_pass(
+                ssps, self.ssps_fill, self._epoch
+            ):
+                fill_pass(self, self._train_loader, self._epoch)
+            if ssps is not None:
+                ssps.on_epoch_start(self._epoch)
 
     def epoch_stats(self) -> Dict[str, float]:
         """Schedules, framework values and SSPS diagnostics of the epoch."""

@@ -11,6 +11,7 @@ small pieces:
                             updates (the student)
 ``reference_model``         the module that encodes SSPS's reference crop
 ``positive_dim``            width of the rows SSPS stores and swaps
+``positives``               those rows in a step's outputs
 ``forward``                 outputs of one step from the encoded views
 ``loss``                    the loss, with the positives passed through
                             ``brain.ssps_positives`` (SSPS's swap)
@@ -28,7 +29,7 @@ Authors
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -113,14 +114,37 @@ class Framework:
         """
         raise NotImplementedError
 
+    def positives(
+        self, brain, predictions: Dict, batch_size: int
+    ) -> Tuple[torch.Tensor, int]:
+        """The rows SSPS stores and swaps, and how many views they hold.
+
+        Arguments
+        ---------
+        brain : SSLBrain
+            The Brain.
+        predictions : dict
+            The output of :meth:`forward`.
+        batch_size : int
+            B, the number of anchors.
+
+        Returns
+        -------
+        rows : torch.Tensor
+            ``[views * B, positive_dim]``, view-major.
+        views : int
+        """
+        raise NotImplementedError
+
     def loss(
         self, brain, predictions: Dict, indices: torch.Tensor
     ) -> torch.Tensor:
         """The loss of one step.
 
-        The positives pass through ``brain.ssps_positives(indices,
-        predictions, rows, views)``, which applies SSPS (sample, swap,
-        queue update) when it is on and returns them unchanged otherwise.
+        The positives (:meth:`positives`) pass through
+        ``brain.ssps_positives(indices, predictions, rows, views)``, which
+        applies SSPS (sample, swap, queue update) when it is on and returns
+        them unchanged otherwise.
 
         Arguments
         ---------

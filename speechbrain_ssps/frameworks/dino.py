@@ -20,7 +20,7 @@ Authors
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -121,6 +121,13 @@ class DINO(Framework):
             )
         return out
 
+    def positives(
+        self, brain, predictions: Dict, batch_size: int
+    ) -> Tuple[torch.Tensor, int]:
+        """The teacher's bottleneck (or logits) of the global views."""
+        key = "teacher" if self.stores_logits else "teacher_bottleneck"
+        return predictions[key], brain.hparams.num_global_views
+
     def targets(
         self, brain, predictions: Dict, indices: torch.Tensor
     ) -> torch.Tensor:
@@ -130,11 +137,8 @@ class DINO(Framework):
         logits); a stored bottleneck goes through the current teacher's
         prototype layer afterwards.
         """
-        key = "teacher" if self.stores_logits else "teacher_bottleneck"
-        views = brain.hparams.num_global_views
-        targets = brain.ssps_positives(
-            indices, predictions, predictions[key], views
-        )
+        rows, views = self.positives(brain, predictions, indices.numel())
+        targets = brain.ssps_positives(indices, predictions, rows, views)
         if not self.stores_logits:
             with torch.no_grad():
                 targets = brain.modules.teacher_head.prototypes(targets)

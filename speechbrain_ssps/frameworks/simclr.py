@@ -13,7 +13,7 @@ Authors
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -73,10 +73,17 @@ class SimCLR(Framework):
             student = brain.modules.projector(student)
         return {"student": student}
 
+    def positives(
+        self, brain, predictions: Dict, batch_size: int
+    ) -> Tuple[torch.Tensor, int]:
+        """The second view's embeddings (one view)."""
+        return predictions["student"][batch_size:], 1
+
     def loss(self, brain, predictions: Dict, indices: torch.Tensor):
         """NT-Xent between view 1 and the (swapped) view 2."""
-        z1, z2 = predictions["student"].split(indices.numel())
-        z2 = brain.ssps_positives(indices, predictions, z2, 1)
+        z1 = predictions["student"][: indices.numel()]
+        z2, views = self.positives(brain, predictions, indices.numel())
+        z2 = brain.ssps_positives(indices, predictions, z2, views)
         return brain.modules.ssl_loss(z1, z2)
 
     def __repr__(self) -> str:
