@@ -16,6 +16,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["speechbrain_ssps", "speechbrain_ssps.*"]),
+    # The inference hyperparameters template of speechbrain_ssps.export.
+    package_data={"speechbrain_ssps": ["templates/*.yaml"]},
+    include_package_data=True,
     python_requires=">=3.9",
     install_requires=[
         "speechbrain>=1.0.0,<2",

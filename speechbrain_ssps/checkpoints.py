@@ -19,6 +19,11 @@ otherwise be copied into every kept epoch checkpoint.
 * meta values are checked to be plain Python scalars or strings, so that
   ``CKPT.yaml`` stays readable by ``yaml.SafeLoader``.
 
+Exporting a run reads its checkpoints back: :func:`find_epoch_checkpoints`
+lists the end-of-epoch ones (one per epoch), :func:`average_encoder`
+averages one recoverable's weights over several of them and
+:func:`check_state_dict` checks the result against a freshly built model.
+
 Authors
  * speechbrain-ssps contributors
 """
@@ -30,12 +35,15 @@ import numbers
 import os
 import pathlib
 import shutil
-from typing import Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 
+import torch
 from speechbrain.utils.checkpoints import (
     CKPT_PREFIX,
     PARAMFILE_EXT,
     Checkpoint,
+    Checkpointer,
+    average_checkpoints,
 )
 from speechbrain.utils.distributed import (
     ddp_barrier,
@@ -48,6 +56,8 @@ from speechbrain_ssps.speechbrain_internals import RedirectableCheckpointer
 
 logger = get_logger(__name__)
 STAGING_PREFIX = ".staging-"
+#: The recoverable holding the speaker encoder (the student for DINO).
+ENCODER_CKPT = "embedding_model"
 
 
 def plain_meta(meta: dict) -> dict:
@@ -205,3 +215,155 @@ class SafeCheckpointer(RedirectableCheckpointer):
             ):
                 logger.warning(f"Removing unfinished checkpoint {path}")
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def find_epoch_checkpoints(save_folder: str) -> List[Checkpoint]:
+    """End-of-epoch checkpoints of a run, oldest epoch first.
+
+    Intra-epoch checkpoints are left out. A resumed run can save the same
+    epoch twice: only the most recent save of each epoch is kept.
+
+    Arguments
+    ---------
+    save_folder : str
+        The folder holding the ``CKPT+*`` directories.
+
+    Returns
+    -------
+    list of speechbrain.utils.checkpoints.Checkpoint
+        Sorted by (epoch, save time); checkpoints whose meta has no
+        ``epoch`` come first, by save time.
+
+    Example
+    -------
+    >>> folder = str(getfixture("tmp_path"))
+    >>> ckpt = Checkpointer(folder, {"m": torch.nn.Linear(1, 1)})
+    >>> for epoch in (1, 2, 2):
+    ...     _ = ckpt.save_checkpoint(meta={"epoch": epoch}, end_of_epoch=True)
+    >>> _ = ckpt.save_checkpoint(meta={"epoch": 3}, end_of_epoch=False)
+    >>> [c.meta["epoch"] for c in find_epoch_checkpoints(folder)]
+    [1, 2]
+    """
+    if not os.path.isdir(save_folder):
+        raise ValueError(f"Checkpoint folder not found: {save_folder}")
+    listed = Checkpointer(save_folder).list_checkpoints()
+
+    def order(ckpt: Checkpoint):
+        epoch = ckpt.meta.get("epoch")
+        return (epoch is not None, epoch or 0, ckpt.meta["unixtime"])
+
+    latest: Dict[object, Checkpoint] = {}
+    for ckpt in sorted(listed, key=order):
+        if ckpt.meta.get("end-of-epoch", False):
+            latest[ckpt.meta.get("epoch", ckpt.path)] = ckpt
+    return sorted(latest.values(), key=order)
+
+
+def _load_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """A saved state dict, on the CPU."""
+    return torch.load(path, map_location="cpu")
+
+
+def average_encoder(
+    checkpoints: Sequence[Checkpoint], name: str = ENCODER_CKPT
+) -> Dict[str, torch.Tensor]:
+    """One recoverable's state dict averaged over checkpoints.
+
+    Floating-point tensors get their mean; integer tensors (BatchNorm's
+    ``num_batches_tracked``) the rounded mean, in their own dtype.
+
+    Arguments
+    ---------
+    checkpoints : sequence of Checkpoint
+        The checkpoints to average (at least one).
+    name : str
+        The recoverable (``<name>.ckpt`` in each checkpoint).
+
+    Returns
+    -------
+    dict
+        The averaged state dict (contiguous CPU tensors).
+
+    Example
+    -------
+    >>> folder = str(getfixture("tmp_path"))
+    >>> layer = torch.nn.Linear(1, 1, bias=False)
+    >>> ckpt = Checkpointer(folder, {"m": layer})
+    >>> for w in (1.0, 2.0):
+    ...     _ = layer.weight.data.fill_(w)
+    ...     _ = ckpt.save_checkpoint(end_of_epoch=True)
+    >>> average_encoder(ckpt.list_checkpoints(), "m")["weight"]
+    tensor([[1.5000]])
+    >>> average_encoder([], "m")
+    Traceback (most recent call last):
+     ...
+    ValueError: No checkpoint to average
+    """
+    if not checkpoints:
+        raise ValueError("No checkpoint to average")
+    for ckpt in checkpoints:
+        if name not in ckpt.paramfiles:
+            raise ValueError(f"{ckpt.path} has no {name}.ckpt")
+    last = _load_state_dict(checkpoints[-1].paramfiles[name])
+    dtypes = {key: value.dtype for key, value in last.items()}
+    averaged = {}
+    for key, value in average_checkpoints(list(checkpoints), name).items():
+        dtype = dtypes.get(key, value.dtype)
+        if value.is_floating_point() and not dtype.is_floating_point:
+            value = value.round()
+        averaged[key] = value.to(dtype).contiguous()
+    return averaged
+
+
+def check_state_dict(
+    model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], source: str
+) -> None:
+    """Raises a ValueError unless state_dict fits model exactly.
+
+    SpeechBrain's ``Pretrainer`` loads non-strictly (a mismatch only logs a
+    warning and leaves weights random), so exports are checked here.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        A freshly built model.
+    state_dict : dict
+        The parameters to export.
+    source : str
+        Where the parameters come from (for the message).
+
+    Example
+    -------
+    >>> check_state_dict(torch.nn.Linear(2, 1), {"weight": 0}, "x.ckpt")
+    Traceback (most recent call last):
+     ...
+    ValueError: x.ckpt does not match the encoder built from the training \
+hyperparameters: missing keys ['bias']
+    """
+    expected = model.state_dict()
+    problems = []
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing:
+        problems.append(f"missing keys {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_few(unexpected)}")
+    if not problems:
+        shapes = [
+            f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+            for k, v in expected.items()
+            if tuple(state_dict[k].shape) != tuple(v.shape)
+        ]
+        if shapes:
+            problems.append(f"shape mismatches (ckpt vs model) {_few(shapes)}")
+    if problems:
+        raise ValueError(
+            f"{source} does not match the encoder built from the training "
+            f"hyperparameters: {'; '.join(problems)}"
+        )
+
+
+def _few(items: List[str], count: int = 5) -> str:
+    """The first few items of a list, and how many more."""
+    more = f" and {len(items) - count} more" if len(items) > count else ""
+    return f"{items[:count]}{more}"

@@ -5,13 +5,13 @@ hyperparameters in ``<output_folder>/hyperparams.yaml`` and SpeechBrain
 checkpoints in ``<output_folder>/save/CKPT+*/``. ``export_encoder`` turns
 them into a folder holding only
 
-* ``hyperparams.yaml``: the feature extractor, the normaliser and the
-  speaker encoder, built with the constructor arguments used in training, the
-  ``modules`` that ``speechbrain.inference.speaker.SpeakerRecognition``
-  expects (``compute_features``, ``mean_var_norm``, ``embedding_model``), an
-  ``audio_normalizer`` at the training sample rate, and a ``pretrainer``
-  whose loadables have no ``paths:`` (so they are looked up next to the yaml,
-  never on the network);
+* ``hyperparams.yaml``: the package template
+  ``speechbrain_ssps/templates/inference.yaml`` (feature extractor,
+  normaliser, speaker encoder, ``audio_normalizer``, the ``modules`` of
+  ``speechbrain.inference.speaker.SpeakerRecognition`` and a ``pretrainer``
+  whose loadables have no ``paths:``, so nothing is fetched from the
+  network) filled with the run's classes, constructor arguments and sample
+  rate, each value written by ruamel's safe dumper;
 * ``embedding_model.ckpt``: the encoder's state dict from the most recent
   end-of-epoch checkpoint, or the average of the last N epochs (the SSPS
   paper averages 10);
@@ -22,44 +22,42 @@ The training yaml is never instantiated (its DINO head alone can hold
 millions of parameters, and it may name data that is not on this machine):
 its references are resolved as text with ``hyperpyyaml.resolve_references``
 and only the needed entries are read. SpeechBrain's ``Pretrainer`` loads
-non-strictly, so the exported state dict is checked here against a freshly
-built encoder (same keys and shapes) before anything is written.
-
-Load the result with::
-
-    from speechbrain.inference.speaker import SpeakerRecognition
-    from speechbrain.utils.fetching import FetchConfig
-    model = SpeakerRecognition.from_hparams(
-        source=export_folder, savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-    )
+non-strictly, so the exported state dict is checked against a freshly built
+encoder (same keys and shapes) before anything is written.
+:func:`load_exported` loads the result (``SpeakerRecognition.from_hparams``
+with ``source=export_folder`` and no network access).
 
 Authors
 -------
 * SSPS contributors 2025
 """
 
+import importlib.resources
+import inspect
 import io
-import json
-import math
 import os
+import pydoc
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import string
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml import YAML
-from speechbrain.utils.checkpoints import (
-    Checkpoint,
-    Checkpointer,
-    average_checkpoints,
-)
 from speechbrain.utils.logger import get_logger
+
+from speechbrain_ssps.checkpoints import (
+    ENCODER_CKPT,
+    average_encoder,
+    check_state_dict,
+    find_epoch_checkpoints,
+)
 
 logger = get_logger(__name__)
 
-ENCODER_CKPT = "embedding_model"
 NORMALIZER_CKPT = "normalizer"
+#: The inference hyperparameters, in ``speechbrain_ssps/templates/``.
+TEMPLATE = "inference.yaml"
 # Used when the training yaml lacks the entry (the recipe's choices).
 DEFAULT_CLASSES = {
     "compute_features": ("speechbrain.lobes.features.Fbank", {}),
@@ -76,6 +74,8 @@ LINKED_ARGUMENTS = {
     ("embedding_model", "channels"): "channels",
     ("embedding_model", "lin_neurons"): "emb_dim",
 }
+# Constructor arguments that the template writes as ``$argument`` values.
+TEMPLATE_VALUES = [("mean_var_norm", a) for a in ("norm_type", "std_norm")]
 
 
 def read_training_hparams(path: str) -> Dict[str, Any]:
@@ -136,12 +136,9 @@ def _plain(value: Any, where: str) -> Any:
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
     raise ValueError(f"{where} has unsupported type {type(value).__name__}")
 
 
@@ -155,58 +152,59 @@ def _constructor(tree: Dict[str, Any], key: str) -> Tuple[str, Dict]:
         cls, kwargs = DEFAULT_CLASSES[key]
         return cls, dict(kwargs)
     tag = getattr(getattr(node, "tag", None), "value", None) or ""
-    if not tag.startswith("!new:") or not isinstance(node, dict):
+    cls = tag[len("!new:") :]
+    dotted = re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", cls)
+    if not tag.startswith("!new:") or not dotted or not isinstance(node, dict):
         raise ValueError(
             f"Training hyperparameter {key!r} must be '!new:<class>' with "
             f"keyword arguments, got tag {tag or None!r}"
         )
     kwargs = {str(k): _plain(v, f"{key}.{k}") for k, v in node.items()}
-    return tag[len("!new:") :], kwargs
+    bad = [arg for arg in kwargs if not arg.isidentifier()]
+    if bad:
+        raise ValueError(f"{key} has arguments that are not names: {bad}")
+    return cls, kwargs
 
 
 def _top_level(tree: Dict[str, Any], key: str, given: Any) -> Any:
     """An explicit value, else the training yaml's top-level value."""
-    if given is not None:
-        return given
-    if key in tree:
-        return _plain(tree[key], key)
-    return None
+    value = tree.get(key) if given is None else given
+    return None if value is None else _plain(value, key)
 
 
-def _flow(value: Any) -> str:
-    """A plain value as yaml flow text (round-trips through ruamel)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ".nan"
-        if math.isinf(value):
-            return ".inf" if value > 0 else "-.inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_flow(v) for v in value) + "]"
-    items = (f"{json.dumps(k)}: {_flow(v)}" for k, v in value.items())
-    return "{" + ", ".join(items) + "}"
+def _default_argument(cls: str, arg: str, where: str, hint: str = "") -> Any:
+    """The default value of a constructor argument, or a ValueError."""
+    target = pydoc.locate(cls)
+    if not inspect.isclass(target):
+        raise ValueError(f"{where}: there is no class {cls}")
+    parameter = inspect.signature(target).parameters.get(arg)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        raise ValueError(
+            f"{where} is not in the training yaml and {cls} has no default "
+            f"{arg}{hint}"
+        )
+    return _plain(parameter.default, where)
 
 
-def _dump(mapping: Dict[str, Any], indent: int = 0) -> str:
-    """Block-style yaml of a plain mapping, one line per key."""
-    pad = " " * indent
-    return "".join(f"{pad}{k}: {_flow(v)}\n" for k, v in mapping.items())
+def _yaml_value(value: Any) -> str:
+    """A plain value as one line of yaml, written by ruamel's safe dumper.
+
+    Example
+    -------
+    >>> [_yaml_value(v) for v in (16000, [8, 24], "sentence", "!x", False)]
+    ['16000', '[8, 24]', 'sentence', "'!x'", 'false']
+    """
+    dumper = YAML(typ="safe", pure=True)
+    dumper.default_flow_style, dumper.width = True, 1 << 30
+    stream = io.StringIO()
+    dumper.dump([value], stream)  # "[<value>]\n"
+    return stream.getvalue().strip()[1:-1]
 
 
-def _section(name: str, cls: str, kwargs: Dict, refs: Dict[str, str]) -> str:
-    """One ``name: !new:cls`` entry; ``refs`` arguments become ``!ref``."""
-    lines = [f"{name}: !new:{cls}\n"]
-    lines += [f"    {arg}: !ref <{key}>\n" for arg, key in refs.items()]
-    rest = {k: v for k, v in kwargs.items() if k not in refs}
-    return "".join(lines) + _dump(rest, indent=4)
+def _template() -> str:
+    """The text of the inference hyperparameters template."""
+    folder = importlib.resources.files("speechbrain_ssps") / "templates"
+    return (folder / TEMPLATE).read_text(encoding="utf-8")
 
 
 def build_export_yaml(
@@ -217,7 +215,10 @@ def build_export_yaml(
     sample_rate: Optional[int] = None,
     header: str = "",
 ) -> Tuple[str, bool]:
-    """Inference hyperparameters for the encoder of a training yaml.
+    """The inference template filled for the encoder of a training yaml.
+
+    Values absent from the training yaml take the constructor's default
+    (``n_mels`` that of ``compute_features``).
 
     Arguments
     ---------
@@ -234,7 +235,7 @@ def build_export_yaml(
         ``load_audio``/``verify_files``; default: the training
         ``sample_rate``, else 16000.
     header : str
-        Comment lines put at the top.
+        Comment lines (each starting with ``#``) put after the template's.
 
     Returns
     -------
@@ -255,10 +256,12 @@ def build_export_yaml(
     >>> stateful  # sentence-level normalisation: nothing to load
     False
     """
+    if any(s.strip()[:1] not in ("", "#") for s in header.splitlines()):
+        raise ValueError(f"header must be yaml comment lines: {header!r}")
     given = {"n_mels": n_mels, "channels": channels, "emb_dim": emb_dim}
     classes, kwargs = {}, {}
-    for key in DEFAULT_CLASSES:
-        classes[key], kwargs[key] = _constructor(tree, key)
+    for node in DEFAULT_CLASSES:
+        classes[node], kwargs[node] = _constructor(tree, node)
     values = {k: _top_level(tree, k, v) for k, v in given.items()}
     # Fill from (or check against) the constructor arguments themselves.
     for (node, arg), key in LINKED_ARGUMENTS.items():
@@ -271,188 +274,30 @@ def build_export_yaml(
                 f"Training yaml: {node}.{arg} is {kwargs[node][arg]!r} but "
                 f"{key} is {values[key]!r}; pass {key}= explicitly"
             )
-    rate = _top_level(tree, "sample_rate", sample_rate) or 16000
-    top = {"sample_rate": rate}
-    top.update({k: v for k, v in values.items() if v is not None})
-    refs = {node: {} for node in DEFAULT_CLASSES}
     for (node, arg), key in LINKED_ARGUMENTS.items():
-        if values[key] is not None:
-            refs[node][arg] = key
-    norm_type = kwargs["mean_var_norm"].get("norm_type", "global")
-    stateful_norm = norm_type != "sentence"
-    parts = [header, _dump(top), "\n"]
+        if values[key] is None:  # the first linked constructor's default
+            hint = f"; pass {key}= explicitly"
+            values[key] = _default_argument(classes[node], arg, key, hint)
+    for node, arg in TEMPLATE_VALUES:
+        if arg not in kwargs[node]:
+            where = f"{node}.{arg}"
+            kwargs[node][arg] = _default_argument(classes[node], arg, where)
+    stateful_norm = kwargs["mean_var_norm"]["norm_type"] != "sentence"
+    rate = _top_level(tree, "sample_rate", sample_rate) or 16000
+    fields = {"header": header, "sample_rate": _yaml_value(rate)}
+    fields["normalizer_comment"] = "" if stateful_norm else "# "
+    fields.update({key: _yaml_value(value) for key, value in values.items()})
+    written = set(LINKED_ARGUMENTS) | set(TEMPLATE_VALUES)
     for node in DEFAULT_CLASSES:
-        parts += [_section(node, classes[node], kwargs[node], refs[node])]
-        parts += ["\n"]
-    loadables = [ENCODER_CKPT] + ([NORMALIZER_CKPT] if stateful_norm else [])
-    targets = {
-        ENCODER_CKPT: "embedding_model",
-        NORMALIZER_CKPT: "mean_var_norm",
-    }
-    parts += [
-        "audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer\n"
-        "    sample_rate: !ref <sample_rate>\n\n"
-        "modules:\n"
-        "    compute_features: !ref <compute_features>\n"
-        "    mean_var_norm: !ref <mean_var_norm>\n"
-        "    embedding_model: !ref <embedding_model>\n\n"
-        "# No paths: the loadables are <name>.ckpt next to this file.\n"
-        "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
-        "    loadables:\n",
-        *(f"        {n}: !ref <{targets[n]}>\n" for n in loadables),
-    ]
-    return "".join(parts), stateful_norm
-
-
-def find_epoch_checkpoints(save_folder: str) -> List[Checkpoint]:
-    """End-of-epoch checkpoints of a run, oldest epoch first.
-
-    Intra-epoch checkpoints are ignored; when several end-of-epoch
-    checkpoints carry the same epoch (a resumed run), the newest is kept.
-
-    Arguments
-    ---------
-    save_folder : str
-        The folder holding ``CKPT+*`` directories.
-
-    Returns
-    -------
-    list of speechbrain.utils.checkpoints.Checkpoint
-        Sorted by (epoch, save time); checkpoints without an ``epoch`` in
-        their meta sort by save time only, before the others.
-
-    Example
-    -------
-    >>> folder = str(getfixture("tmp_path"))
-    >>> ckpt = Checkpointer(folder, {"m": torch.nn.Linear(1, 1)})
-    >>> for epoch in (1, 2):
-    ...     _ = ckpt.save_checkpoint(meta={"epoch": epoch}, end_of_epoch=True)
-    >>> _ = ckpt.save_checkpoint(meta={"epoch": 3}, end_of_epoch=False)
-    >>> [c.meta["epoch"] for c in find_epoch_checkpoints(folder)]
-    [1, 2]
-    """
-    if not os.path.isdir(save_folder):
-        raise ValueError(f"Checkpoint folder not found: {save_folder}")
-    found = Checkpointer(save_folder).list_checkpoints()
-    found = [c for c in found if c.meta.get("end-of-epoch", False)]
-
-    def order(ckpt):
-        epoch = ckpt.meta.get("epoch")
-        return (epoch is not None, epoch or 0, ckpt.meta["unixtime"])
-
-    newest = {}
-    for ckpt in sorted(found, key=order):
-        newest[ckpt.meta.get("epoch", ckpt.path)] = ckpt
-    return sorted(newest.values(), key=order)
-
-
-def _load_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """A state dict on the CPU."""
-    return torch.load(path, map_location="cpu")
-
-
-def average_encoder(
-    checkpoints: Sequence[Checkpoint], name: str = ENCODER_CKPT
-) -> Dict[str, torch.Tensor]:
-    """Mean of one recoverable's state dict over checkpoints.
-
-    Floating-point tensors are averaged; integer tensors (BatchNorm's
-    ``num_batches_tracked``) get the rounded mean in their own dtype.
-
-    Arguments
-    ---------
-    checkpoints : sequence of Checkpoint
-        The checkpoints to average (at least one).
-    name : str
-        The recoverable (``<name>.ckpt`` in each checkpoint).
-
-    Returns
-    -------
-    dict
-        The averaged state dict (CPU tensors).
-
-    Example
-    -------
-    >>> folder = str(getfixture("tmp_path"))
-    >>> layer = torch.nn.Linear(1, 1, bias=False)
-    >>> ckpt = Checkpointer(folder, {"m": layer})
-    >>> for w in (1.0, 2.0):
-    ...     _ = layer.weight.data.fill_(w)
-    ...     _ = ckpt.save_checkpoint(end_of_epoch=True)
-    >>> average_encoder(ckpt.list_checkpoints(), "m")["weight"]
-    tensor([[1.5000]])
-    """
-    if not checkpoints:
-        raise ValueError("No checkpoint to average")
-    for ckpt in checkpoints:
-        if name not in ckpt.paramfiles:
-            raise ValueError(f"{ckpt.path} has no {name}.ckpt")
-    dtypes = {
-        k: v.dtype
-        for k, v in _load_state_dict(checkpoints[-1].paramfiles[name]).items()
-    }
-    averaged = average_checkpoints(list(checkpoints), name)
-    out = {}
-    for key, value in averaged.items():
-        dtype = dtypes.get(key, value.dtype)
-        if not dtype.is_floating_point and value.is_floating_point():
-            value = value.round()
-        out[key] = value.to(dtype).contiguous()
-    return out
-
-
-def check_state_dict(
-    model: torch.nn.Module, state_dict: Dict[str, torch.Tensor], source: str
-) -> None:
-    """Raises a ValueError unless state_dict fits model exactly.
-
-    SpeechBrain's ``Pretrainer`` loads non-strictly (a mismatch only logs a
-    warning and leaves weights random), so exports are checked here.
-
-    Arguments
-    ---------
-    model : torch.nn.Module
-        A freshly built model.
-    state_dict : dict
-        The parameters to export.
-    source : str
-        Where the parameters come from (for the message).
-
-    Example
-    -------
-    >>> check_state_dict(torch.nn.Linear(2, 1), {"weight": 0}, "x.ckpt")
-    Traceback (most recent call last):
-     ...
-    ValueError: x.ckpt does not match the encoder built from the training \
-hyperparameters: missing keys ['bias']
-    """
-    expected = model.state_dict()
-    problems = []
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing:
-        problems.append(f"missing keys {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_few(unexpected)}")
-    if not problems:
-        shapes = [
-            f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
-            for k, v in expected.items()
-            if tuple(state_dict[k].shape) != tuple(v.shape)
-        ]
-        if shapes:
-            problems.append(f"shape mismatches (ckpt vs model) {_few(shapes)}")
-    if problems:
-        raise ValueError(
-            f"{source} does not match the encoder built from the training "
-            f"hyperparameters: {'; '.join(problems)}"
+        fields[node] = classes[node]
+        fields[f"{node}_args"] = "".join(
+            f"\n    {arg}: {_yaml_value(value)}"
+            for arg, value in kwargs[node].items()
+            if (node, arg) not in written
         )
-
-
-def _few(items: List[str], count: int = 5) -> str:
-    """The first few items of a list, and how many more."""
-    more = f" and {len(items) - count} more" if len(items) > count else ""
-    return f"{items[:count]}{more}"
+    for node, arg in TEMPLATE_VALUES:
+        fields[arg] = _yaml_value(kwargs[node][arg])
+    return string.Template(_template()).substitute(fields), stateful_norm
 
 
 def export_encoder(
@@ -497,6 +342,7 @@ def export_encoder(
     Example
     -------
     >>> from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+    >>> from speechbrain.utils.checkpoints import Checkpointer
     >>> out = getfixture("tmp_path")
     >>> _ = (out / "hyperparams.yaml").write_text(
     ...     "n_mels: 24\\nchannels: [8, 8, 8, 8, 24]\\nemb_dim: 16\\n"
@@ -524,13 +370,11 @@ def export_encoder(
     chosen = checkpoints[-int(average_last) :]
     state_dict = average_encoder(chosen, recoverable)
     epochs = [c.meta.get("epoch") for c in chosen]
+    names = ", ".join(os.path.basename(c.path) for c in chosen)
     header = (
-        "# SpeakerRecognition model exported by speechbrain_ssps.export\n"
         f"# from: {output_folder}\n"
         f"# encoder: {recoverable}, epochs {epochs} averaged\n"
-        "# checkpoints: "
-        + ", ".join(os.path.basename(c.path) for c in chosen)
-        + "\n\n"
+        f"# checkpoints: {names}"
     )
     text, stateful_norm = build_export_yaml(
         tree, n_mels, channels, emb_dim, sample_rate, header

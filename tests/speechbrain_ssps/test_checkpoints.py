@@ -1,4 +1,5 @@
-"""Tests of SafeCheckpointer: atomic saves, latest-only files, plain meta."""
+"""Tests of SafeCheckpointer (atomic saves, latest-only files, plain meta)
+and of reading a run back (epoch discovery, averaging, state dict checks)."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,13 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 
-from speechbrain_ssps.checkpoints import SafeCheckpointer, plain_meta
+from speechbrain_ssps.checkpoints import (
+    SafeCheckpointer,
+    average_encoder,
+    check_state_dict,
+    find_epoch_checkpoints,
+    plain_meta,
+)
 
 
 @register_checkpoint_hooks
@@ -85,3 +92,28 @@ def test_meta_must_be_plain():
     }
     with pytest.raises(TypeError, match="'bad'"):
         plain_meta({"bad": [1, 2]})
+
+
+def test_epochs_of_a_resumed_run_and_their_average(tmp_path):
+    layer = torch.nn.Linear(1, 1, bias=False)
+    ckpt = SafeCheckpointer(tmp_path, {"embedding_model": layer})
+    for epoch, weight in ((1, 1.0), (2, 5.0), (2, 2.0), (3, 4.0)):
+        layer.weight.data.fill_(weight)  # epoch 2 saved again on resume
+        ckpt.save_checkpoint(meta={"epoch": epoch}, end_of_epoch=True)
+    ckpt.save_checkpoint(meta={"epoch": 4}, end_of_epoch=False)
+    found = find_epoch_checkpoints(str(tmp_path))
+    assert [c.meta["epoch"] for c in found] == [1, 2, 3]
+    averaged = average_encoder(found[-2:])  # default: embedding_model
+    assert float(averaged["weight"]) == pytest.approx(3.0)
+
+
+def test_reading_a_run_back_says_what_is_missing(tmp_path):
+    with pytest.raises(ValueError, match="Checkpoint folder not found"):
+        find_epoch_checkpoints(str(tmp_path / "nowhere"))
+    ckpt = SafeCheckpointer(tmp_path, {"model": torch.nn.Linear(1, 1)})
+    ckpt.save_checkpoint(meta={"epoch": 1})
+    with pytest.raises(ValueError, match="has no teacher_model.ckpt"):
+        average_encoder(ckpt.list_checkpoints(), "teacher_model")
+    state = torch.nn.Linear(2, 1).state_dict()
+    with pytest.raises(ValueError, match=r"x.ckpt .*weight: \(1, 2\) vs"):
+        check_state_dict(torch.nn.Linear(3, 1), state, "x.ckpt")

@@ -1,5 +1,6 @@
 """Tests for speechbrain_ssps.export (offline SpeakerRecognition export)."""
 
+import importlib.resources
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference.speaker import SpeakerRecognition
 from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
@@ -16,10 +18,11 @@ from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.fetching import FetchConfig
 
+from speechbrain_ssps.checkpoints import find_epoch_checkpoints
 from speechbrain_ssps.embeddings import embed_utterances
 from speechbrain_ssps.export import (
+    build_export_yaml,
     export_encoder,
-    find_epoch_checkpoints,
     load_exported,
     read_training_hparams,
 )
@@ -172,6 +175,88 @@ def test_round_trip_offline(run, two_wavs, monkeypatch):
     # The library's loader (verify.py, benchmarks) gives the same model.
     loaded = load_exported(folder)
     torch.testing.assert_close(loaded.encode_batch(wav), expected)
+
+
+def test_exported_yaml_is_the_filled_template(run):
+    out, _ = run
+    template = importlib.resources.files("speechbrain_ssps") / "templates"
+    assert (template / "inference.yaml").is_file()  # ships with the package
+    folder = export_encoder(str(out))
+    text = (Path(folder) / "hyperparams.yaml").read_text()
+    assert "$" not in text.replace("$placeholders", "")
+    assert "# encoder: embedding_model, epochs [3] averaged" in text
+    hparams = load_hyperpyyaml(text)
+    assert hparams["sample_rate"] == 16000
+    assert hparams["n_mels"] == N_MELS
+    assert hparams["channels"] == CHANNELS
+    assert hparams["emb_dim"] == EMB_DIM
+    assert hparams["compute_features"].compute_fbanks.n_mels == N_MELS
+    norm = hparams["mean_var_norm"]
+    assert (norm.norm_type, norm.std_norm) == ("sentence", False)
+    encoder = hparams["embedding_model"]
+    assert encoder.blocks[0].conv.conv.in_channels == N_MELS
+    assert encoder.blocks[0].conv.conv.out_channels == CHANNELS[0]
+    assert encoder.mfa.conv.conv.out_channels == CHANNELS[-1]
+    assert encoder.fc.conv.out_channels == EMB_DIM  # lin_neurons
+    assert hparams["audio_normalizer"].sample_rate == 16000
+    assert sorted(hparams["modules"]) == [
+        "compute_features",
+        "embedding_model",
+        "mean_var_norm",
+    ]
+    assert list(hparams["pretrainer"].loadables) == ["embedding_model"]
+    assert dict(hparams["pretrainer"].paths) == {}
+
+
+def test_training_arguments_and_overrides_are_carried(tmp_path):
+    path = tmp_path / "h.yaml"
+    path.write_text(
+        TRAIN_YAML.replace(
+            "    n_mels: !ref <n_mels>\n",
+            "    n_mels: !ref <n_mels>\n    f_max: 7600\n",
+        ).replace(
+            "    lin_neurons: !ref <emb_dim>\n",
+            "    lin_neurons: !ref <emb_dim>\n    attention_channels: 16\n"
+            "    groups: [1, 1, 1, 1, 1]\n",
+        )
+    )
+    tree = read_training_hparams(str(path))
+    text, stateful = build_export_yaml(tree, emb_dim=12, sample_rate=8000)
+    hparams = load_hyperpyyaml(text)
+    assert not stateful
+    assert (hparams["emb_dim"], hparams["sample_rate"]) == (12, 8000)
+    assert hparams["compute_features"].compute_fbanks.f_max == 7600
+    encoder = hparams["embedding_model"]
+    assert encoder.fc.conv.out_channels == 12
+    assert encoder.asp.tdnn.conv.conv.out_channels == 16  # attention
+    # Values absent from the training yaml: the constructor defaults.
+    text, _ = build_export_yaml({"n_mels": N_MELS})
+    assert load_hyperpyyaml(text)["channels"] == [512, 512, 512, 512, 1536]
+
+
+def test_unknown_values_and_bad_entries_say_so(tmp_path):
+    def tree(text):
+        (tmp_path / "h.yaml").write_text(text)
+        return read_training_hparams(str(tmp_path / "h.yaml"))
+
+    identity = "!new:torch.nn.Identity {}\n"
+    with pytest.raises(
+        ValueError,
+        match="n_mels is not in the training yaml"
+        " and torch.nn.Identity has no default n_mels; pass "
+        "n_mels= explicitly",
+    ):
+        build_export_yaml(tree("compute_features: " + identity))
+    with pytest.raises(
+        ValueError,
+        match="mean_var_norm.norm_type is not in"
+        ".*Identity has no default norm_type",
+    ):
+        build_export_yaml(tree("n_mels: 24\nmean_var_norm: " + identity))
+    with pytest.raises(ValueError, match="'mean_var_norm' must be '!new"):
+        build_export_yaml(tree("n_mels: 24\nmean_var_norm: {}\n"))
+    with pytest.raises(ValueError, match="comment lines"):
+        build_export_yaml({"n_mels": N_MELS}, header="n_mels: 3")
 
 
 def test_loading_a_folder_without_export_says_so(tmp_path):
