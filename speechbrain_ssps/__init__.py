@@ -11,8 +11,9 @@ loaded on first use, so ``import speechbrain_ssps`` stays cheap.
 Example
 -------
 >>> import speechbrain_ssps
->>> speechbrain_ssps.SSPS.__module__
-'speechbrain_ssps.ssps'
+>>> from speechbrain_ssps.ssps import SSPS
+>>> speechbrain_ssps.SSPS is SSPS
+True
 >>> sorted(speechbrain_ssps.__all__)[:3]
 ['DINO', 'DINOHead', 'DINOLoss']
 """

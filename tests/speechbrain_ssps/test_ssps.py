@@ -1,81 +1,32 @@
-"""Tests of the SSPS module: schedule, sampling rules, queues, state."""
+"""Tests of SSPS's sampler: draws, swap, checkpoints, DDP (ssps/sampler.py).
 
-from functools import partial
+The other parts of SSPS have their own test modules (test_ssps_options,
+test_ssps_queues, test_ssps_clustering, test_ssps_index,
+test_ssps_diagnostics, test_ssps_oracle); ``SSPS.step`` and old checkpoints
+are in test_ssps_step.
+"""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_ranks
+from ssps_helpers import clustered, fill
+from ssps_reference import reference_neighbors, reference_sample
 
-from speechbrain_ssps.ssps import SSPS, SSPSOptionError, label_oracle
-
-
-def _fill(ssps, n, views=1, dim=None, seed=0):
-    """Pushes every utterance once, in batches, returns the stored z."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(views, n, dim or ssps.pos_dim, generator=gen)
-    y = torch.randn(n, ssps.repr_dim, generator=gen)
-    for batch in torch.arange(n).split(4):
-        ssps.update(batch, y[batch], z[:, batch])
-    return y, z
-
-
-def _clustered(n=12, k=3, queue=None, sampling="scs", m=1, views=1, **kw):
-    """An SSPS in its first active epoch with a known clustering."""
-    ssps = SSPS(
-        n,
-        4,
-        3,
-        pos_views=views,
-        queue_size=queue or n,
-        num_clusters=k,
-        sampling=sampling,
-        num_neighbors=m,
-        start_epoch=2,
-        **kw,
-    )
-    ssps.on_epoch_start(1)
-    y, z = _fill(ssps, n, views)
-    ssps.epoch = 2  # enter the active epoch without k-means
-    assignments = torch.arange(n) % k
-    centroids = torch.eye(k, 4)
-    ssps.set_clusters(assignments, centroids)
-    return ssps, y, z
-
-
-def test_schedule_boundaries():
-    ssps = SSPS(8, 4, 3, queue_size=8, num_clusters=2, start_epoch=3)
-    expected = {
-        1: (False, False),
-        2: (True, False),
-        3: (True, True),
-        4: (True, True),
-    }
-    for epoch, (filling, active) in expected.items():
-        if epoch == 3:
-            _fill(ssps, 8)
-        ssps.on_epoch_start(epoch)
-        assert (ssps.filling, ssps.active) == (filling, active)
-        if epoch == 1:
-            # Nothing written while not filling, nothing sampled.
-            _fill(ssps, 8)
-            assert not ssps.ref_filled.any()
-            assert (ssps.pos_indices == -1).all()
-            assert (ssps.sample(torch.arange(4)) == -1).all()
-    assert (ssps.assignments >= 0).all()
+from speechbrain_ssps.ssps import SSPS
 
 
 def test_inactive_sample_keeps_ordinary_positive():
     ssps = SSPS(8, 4, 3, queue_size=8, num_clusters=2, start_epoch=2)
     ssps.on_epoch_start(1)
-    _fill(ssps, 8)
+    fill(ssps, 8)
     assert (ssps.sample(torch.arange(8)) == -1).all()
     z = torch.randn(1, 8, 3)
     assert torch.equal(ssps.swap(z), z)
 
 
 def test_scs_never_self_and_same_cluster():
-    ssps, _, _ = _clustered(n=12, k=3)
+    ssps, _, _ = clustered(n=12, k=3)
     anchors = torch.arange(12)
     for _ in range(200):
         pos = ssps.sample(anchors)
@@ -97,7 +48,7 @@ def test_ncs_draws_from_nearest_clusters():
         start_epoch=2,
     )
     ssps.on_epoch_start(1)
-    _fill(ssps, n)
+    fill(ssps, n)
     ssps.epoch = 2
     gen = torch.Generator().manual_seed(1)
     centroids = F.normalize(torch.randn(k, 4, generator=gen), dim=1)
@@ -173,7 +124,7 @@ def test_uniform_over_queue_entries():
 
 
 def test_swap_replaces_exactly_the_sampled_rows_and_keeps_grad():
-    ssps, _, z = _clustered(n=12, k=3, views=2, sampling="scs")
+    ssps, _, z = clustered(n=12, k=3, views=2, sampling="scs")
     anchors = torch.tensor([0, 1, 2, 3])
     pos = ssps.sample(anchors)
     zb = torch.randn(2, 4, 3, requires_grad=True)
@@ -189,116 +140,13 @@ def test_swap_replaces_exactly_the_sampled_rows_and_keeps_grad():
     assert torch.equal(zb.grad, expected_grad)
 
 
-def test_update_fifo_and_reference_rows():
-    ssps = SSPS(10, 4, 3, queue_size=6, num_clusters=2, start_epoch=2)
-    ssps.on_epoch_start(1)
-    y = torch.randn(10, 4)
-    z = torch.randn(1, 10, 3)
-    ssps.update(torch.arange(4), y[:4], z[:, :4])
-    ssps.update(torch.arange(4, 8), y[4:8], z[:, 4:8])
-    # Slots 0..5 hold 6, 7, 2, 3, 4, 5 (8 entries through a ring of 6).
-    assert ssps.pos_indices.tolist() == [6, 7, 2, 3, 4, 5]
-    assert int(ssps.pos_ptr) == 2
-    assert torch.equal(ssps.pos_queue[0, 0], z[0, 6])
-    assert ssps.ref_filled.tolist() == [True] * 8 + [False] * 2
-    assert torch.allclose(ssps.ref_queue[:8], F.normalize(y[:8], dim=1))
-    # A batch larger than the queue keeps its newest entries.
-    ssps.update(torch.arange(10)[torch.randperm(10)][:8], y[:8], z[:, :8])
-    assert int(ssps.pos_ptr) == (2 + 6) % 6
-
-
-def test_incremental_index_matches_rebuild():
-    n, k = 50, 5
-    ssps = SSPS(n, 4, 3, queue_size=20, num_clusters=k, start_epoch=2)
-    ssps.on_epoch_start(1)
-    _fill(ssps, n)
-    ssps.epoch = 2
-    ssps.set_clusters(torch.randint(-1, k, (n,)), torch.randn(k, 4))
-    for step in range(30):
-        batch = torch.randperm(n)[:2]
-        ssps.update(batch, torch.randn(2, 4), torch.randn(1, 2, 3))
-        # Independent key: (cluster * N + utterance) * Q + slot, invalid
-        # entries (unassigned utterance) after every valid one.
-        utt = ssps.pos_indices
-        cluster = ssps.assignments[utt]
-        group = torch.where(
-            cluster >= 0, cluster * n + utt, torch.full_like(utt, k * n)
-        )
-        expected = torch.sort(group * 20 + torch.arange(20)).values
-        assert torch.equal(ssps._sorted_keys, expected), step
-
-
-def test_float16_storage_returns_caller_dtype():
-    ssps, _, z = _clustered(n=12, k=3, queue_dtype="float16")
-    assert ssps.pos_queue.dtype == torch.float16
-    assert ssps.ref_queue.dtype == torch.float16
-    pos = ssps.sample(torch.arange(4))
-    out = ssps.swap(torch.zeros(1, 4, 3))
-    assert out.dtype == torch.float32
-    assert torch.allclose(out[0, 0], z[0, pos[0]], atol=1e-2)
-
-
-def test_kmeans_at_epoch_start_and_metrics():
-    # 4 speakers x 2 videos, embeddings dominated by the speaker.
-    torch.manual_seed(0)
-    n = 64
-    spk = torch.arange(n) // 16
-    vid = torch.arange(n) // 8
-    voice = F.normalize(torch.randn(4, 8), dim=1)
-    y = F.normalize(voice[spk] + 0.05 * torch.randn(n, 8), dim=1)
-    ssps = SSPS(
-        n, 8, 8, queue_size=n, num_clusters=4, sampling="scs", start_epoch=2
-    )
-    ssps.set_labels([f"id{s}" for s in spk.tolist()], vid)
-    ssps.on_epoch_start(1)
-    for batch in torch.arange(n).split(8):
-        ssps.update(batch, y[batch], y[batch].unsqueeze(0))
-    ssps.on_epoch_start(2)
-    assert (ssps.assignments >= 0).all()
-    assert torch.allclose(ssps.centroids.norm(dim=1), torch.ones(4))
-    anchors = torch.arange(n)
-    pos = ssps.sample(anchors)
-    found = pos >= 0
-    metrics = ssps.metrics()
-    assert metrics["coverage"] == pytest.approx(found.float().mean().item())
-    spk_acc = (spk[pos[found]] == spk[found]).float().mean().item()
-    vid_acc = (vid[pos[found]] == vid[found]).float().mean().item()
-    assert metrics["speaker_acc"] == pytest.approx(spk_acc)
-    assert metrics["video_acc"] == pytest.approx(vid_acc)
-    assert metrics["nmi_speaker"] == pytest.approx(1.0)
-    assert 0 < metrics["nmi_video"] < 1
-    assert metrics["kmeans_seconds"] >= 0
-    # New epoch: counters restart.
-    ssps.on_epoch_start(3)
-    assert ssps.metrics()["coverage"] == 0.0
-
-
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="num_neighbors"):
-        SSPS(10, 4, 3, num_clusters=3, num_neighbors=3, queue_size=4)
-    with pytest.raises(ValueError, match="num_clusters"):
-        SSPS(10, 4, 3, num_clusters=11, queue_size=4)
-    with pytest.raises(ValueError, match="start_epoch"):
-        SSPS(10, 4, 3, num_clusters=2, queue_size=4, start_epoch=1)
-    with pytest.raises(ValueError, match="sampling"):
-        SSPS(10, 4, 3, num_clusters=2, queue_size=4, sampling="xyz")
-    ssps = SSPS(10, 4, 3, num_clusters=5, queue_size=4, start_epoch=2)
-    ssps.on_epoch_start(1)
-    with pytest.raises(ValueError, match="y_ref must have shape"):
-        ssps.update(torch.arange(2), torch.randn(2, 5), torch.randn(1, 2, 3))
-    with pytest.raises(ValueError, match="z_pos must have shape"):
-        ssps.update(torch.arange(2), torch.randn(2, 4), torch.randn(2, 2, 3))
-    with pytest.raises(ValueError, match="indices must lie"):
-        ssps.update(torch.tensor([10]), torch.randn(1, 4), torch.randn(1, 1, 3))
-    ssps.update(torch.arange(3), torch.randn(3, 4), torch.randn(1, 3, 3))
-    with pytest.raises(ValueError, match=r"num_clusters \(5\).*filled.*\(3"):
-        ssps.on_epoch_start(2)
+def test_swap_before_sample_is_an_error():
     with pytest.raises(RuntimeError, match="before SSPS.sample"):
         SSPS(10, 4, 3, num_clusters=2, queue_size=4).swap(torch.zeros(1, 1, 3))
 
 
 def test_checkpoint_round_trip_continues_the_same_draws(tmp_path):
-    ssps, _, _ = _clustered(n=30, k=3, queue=12, sampling="ncs", m=2)
+    ssps, _, _ = clustered(n=30, k=3, queue=12, sampling="ncs", m=2)
     ssps.set_labels(torch.arange(30) % 5, torch.arange(30) % 7)
     for _ in range(3):
         ssps.sample(torch.arange(6))
@@ -381,115 +229,78 @@ def test_two_process_queues_identical(tmp_path):
     assert any((s >= 0).any() for s in r1["samples"][4:])
 
 
-def test_label_oracle_same_speaker_other_video():
-    # 4 speakers x 3 videos x 2 utterances; clusters = speakers (fixed),
-    # exclusion groups = videos: positives come from another video.
-    n = 24
-    spk = torch.arange(n) // 6
-    vid = torch.arange(n) // 2
+# (sampling, N, K, M, Q, filled queue entries, exclusion groups, seed)
+REFERENCE_CONFIGS = [
+    ("scs", 30, 3, 1, 12, 30, None, 0),
+    ("scs", 40, 20, 1, 8, 40, None, 1),  # most clusters empty in Q'
+    ("scs", 24, 4, 1, 64, 40, 6, 2),  # Q' > N, videos as groups
+    ("ncs", 30, 5, 2, 16, 30, None, 3),
+    ("ncs", 50, 12, 4, 40, 25, None, 4),  # Q' not full
+    ("ncs", 24, 8, 7, 64, 200, None, 5),  # M = K - 1, every utterance twice
+    ("ncs", 36, 6, 3, 32, 50, 9, 6),  # with exclusion groups
+]
+
+
+@pytest.mark.parametrize("config", REFERENCE_CONFIGS)
+def test_vectorised_sample_matches_the_reference_loop(config, monkeypatch):
+    sampling, n, k, m, q, pushed, num_groups, seed = config
+    gen = torch.Generator().manual_seed(seed)
     ssps = SSPS(
-        n, 4, 3, queue_size=n, num_clusters=4, sampling="scs", start_epoch=2
+        n,
+        8,
+        3,
+        queue_size=q,
+        num_clusters=k,
+        sampling=sampling,
+        num_neighbors=m,
+        start_epoch=2,
+        seed=seed,
     )
+    groups = torch.arange(n)
+    if num_groups:
+        groups = torch.randint(num_groups, (n,), generator=gen)
+        ssps.set_exclusion_groups(groups)
     ssps.on_epoch_start(1)
-    _fill(ssps, n)
-    ssps.set_exclusion_groups(vid)
-    ssps.set_clusters(spk, torch.eye(4, 4), fixed=True)
-    ssps.on_epoch_start(2)  # no k-means: the clustering is kept
-    assert torch.equal(ssps.assignments, spk)
-    anchors = torch.arange(n)
-    for _ in range(50):
-        pos = ssps.sample(anchors)
-        assert (pos >= 0).all()
-        assert torch.equal(spk[pos], spk)
-        assert (vid[pos] != vid).all()
+    order = torch.randint(n, (pushed,), generator=gen)
+    for batch in order.split(5):
+        b = batch.numel()
+        ssps.update(batch, torch.randn(b, 8), torch.randn(1, b, 3))
+    ssps.epoch = 2
+    # Unassigned utterances and, from K = 5 on, two clusters left empty.
+    assignments = torch.randint(-1, k, (n,), generator=gen)
+    if k >= 5:
+        assignments[(assignments == 0) | (assignments == k - 1)] = -1
+    centroids = torch.randn(k, 8, generator=gen)
+    ssps.set_clusters(assignments, centroids)
+    if sampling == "ncs":
+        neighbors = reference_neighbors(ssps.centroids, m)
+        assert ssps.neighbors.tolist() == neighbors
+    else:
+        neighbors = [[c] for c in range(k)]
+    draws = []
+    uniform = ssps._uniform
 
+    def recorded(batch, columns=2):
+        draws.append(uniform(batch, columns))
+        return draws[-1]
 
-@pytest.mark.parametrize(
-    "kwargs, option",
-    [
-        (dict(num_utterances=0), "num_utterances"),
-        (dict(num_utterances=None), "num_utterances"),
-        (dict(repr_dim=2.5), "repr_dim"),
-        (dict(pos_dim=0), "pos_dim"),
-        (dict(pos_views=-1), "pos_views"),
-        (dict(queue_size="8"), "queue_size"),
-        (dict(num_clusters=0), "num_clusters"),
-        (dict(num_clusters=11), "num_clusters"),
-        (dict(num_neighbors=0), "num_neighbors"),
-        (dict(num_neighbors=3, num_clusters=3), "num_neighbors"),
-        (dict(kmeans_iters=0), "kmeans_iters"),
-        (dict(sampling="knn"), "sampling"),
-        (dict(start_epoch=1), "start_epoch"),
-        (dict(start_epoch=2.5), "start_epoch"),
-        (dict(seed=0.5), "seed"),
-        (dict(queue_dtype="float64"), "queue_dtype"),
-        (dict(queue_dtype=torch.int8), "queue_dtype"),
-        (dict(kmeans_backend="sklearn"), "kmeans_backend"),
-    ],
-)
-def test_bad_option_names_the_constructor_argument(kwargs, option):
-    args = dict(num_utterances=10, repr_dim=4, pos_dim=3, queue_size=4)
-    args.update(num_clusters=2, sampling="ncs", num_neighbors=1)
-    args.update(kwargs)
-    with pytest.raises(SSPSOptionError, match=option) as info:
-        SSPS(**args)
-    assert isinstance(info.value, ValueError)
-    assert info.value.option == option
-    assert (
-        info.value.value is kwargs[option]
-        or info.value.value == (kwargs[option])
-    )
-
-
-def test_label_oracle_builds_the_train_script_oracle():
-    # 3 speakers x 2 videos x 2 utterances, speakers named out of order.
-    names = ["id9", "id1", "id5"]
-    speakers = [names[i // 4] for i in range(12)]
-    videos = [f"v{i // 2}" for i in range(12)]
-    factory = partial(
-        SSPS, repr_dim=4, pos_dim=3, queue_size=12, start_epoch=2, seed=4
-    )
-    oracle = label_oracle(factory, speakers, videos)
-    assert oracle.sampling == "scs" and oracle.num_clusters == 3
-    codes = torch.tensor([sorted(names).index(s) for s in speakers])
-    assert torch.equal(oracle.assignments, codes)
-    oracle.on_epoch_start(1)
-    _fill(oracle, 12)
-    oracle.on_epoch_start(2)  # fixed clusters: no k-means
-    assert torch.equal(oracle.assignments, codes)
-    vid = torch.arange(12) // 2
-    for _ in range(20):
-        pos = oracle.sample(torch.arange(12))
-        assert (pos >= 0).all()
-        assert torch.equal(codes[pos], codes)
-        assert (vid[pos] != vid).all()
-    metrics = oracle.metrics()
-    assert metrics["speaker_acc"] == 1.0 and metrics["video_acc"] == 0.0
-    assert metrics["nmi_speaker"] == pytest.approx(1.0)
-
-
-def test_label_oracle_draws_as_the_hand_built_oracle():
-    # What recipes/VoxCeleb/SSPS/train.py did by hand before label_oracle.
-    speakers = [f"s{(i * 7) % 5}" for i in range(30)]
-    videos = [f"v{i % 9}" for i in range(30)]
-    factory = partial(
-        SSPS, repr_dim=4, pos_dim=3, queue_size=16, start_epoch=2, seed=2
-    )
-    names = sorted(set(speakers))
-    manual = factory(num_utterances=30, num_clusters=5, sampling="scs")
-    manual.set_exclusion_groups(videos)
-    manual.set_clusters(
-        torch.tensor([names.index(s) for s in speakers]),
-        torch.zeros_like(manual.centroids),
-        fixed=True,
-    )
-    manual.set_labels(speakers, videos)
-    oracle = label_oracle(factory, speakers, videos)
-    for ssps in (manual, oracle):
-        ssps.on_epoch_start(1)
-        _fill(ssps, 30, seed=3)
-        ssps.on_epoch_start(2)
-    for _ in range(5):
-        batch = torch.randperm(30)[:8]
-        assert torch.equal(manual.sample(batch), oracle.sample(batch))
-    assert manual.metrics() == oracle.metrics()
+    monkeypatch.setattr(ssps, "_uniform", recorded)
+    covered = 0
+    for _ in range(6):
+        anchors = torch.randint(n, (7,), generator=gen)
+        positives = ssps.sample(anchors)
+        slots, expected = reference_sample(
+            ssps.pos_indices.tolist(),
+            assignments.tolist(),
+            neighbors,
+            groups.tolist(),
+            anchors.tolist(),
+            draws[-1].tolist(),
+        )
+        assert ssps._last_slots.tolist() == slots
+        assert positives.tolist() == expected
+        covered += sum(s >= 0 for s in slots)
+        # Move the queue on: the index follows by merge or by rebuild.
+        batch = torch.randint(n, (3,), generator=gen)
+        ssps.update(batch, torch.randn(3, 8), torch.randn(1, 3, 3))
+    assert covered > 0
