@@ -36,6 +36,11 @@ Modules
     The per-speaker job that writes one speaker's files.
 ``corpus``
     The layout on disk and :func:`generate_corpus`.
+``augmentation``, ``augmentation_layout``, ``augmentation_sounds``, ``augmentation_music``, ``augmentation_rooms``
+    Synthetic augmentation data in the MUSAN (noise, music, babble) and
+    simulated-RIR layouts: ``augmentation.generate_augmentation`` (also
+    ``python -m speechbrain_ssps.minivox.augmentation``), its file list,
+    the sounds and the rooms' impulse responses.
 ``cli``
     :func:`main`, the command line; ``__main__`` runs it.
 ``audio``, ``metadata``, ``options``, ``seeds``

@@ -71,6 +71,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         action="store_true",
         help="replace a different corpus already in --out",
     )
+    parser.add_argument(
+        "--augmentation",
+        metavar="DIR_AUG",
+        default=None,
+        help="also write synthetic augmentation data (DIR_AUG/musan, "
+        "DIR_AUG/RIRS_NOISES; default sizes and --seed, --workers, "
+        "--overwrite as above; more options: python -m "
+        "speechbrain_ssps.minivox.augmentation)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -89,6 +98,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
         )
+        if args.augmentation is not None:
+            # Imported here, so that ``python -m speechbrain_ssps.minivox.
+            # augmentation`` does not find the module imported (runpy warns).
+            from speechbrain_ssps.minivox.augmentation import (
+                generate_augmentation,
+            )
+
+            summary["augmentation"] = generate_augmentation(
+                args.augmentation,
+                seed=args.seed,
+                workers=args.workers,
+                overwrite=args.overwrite,
+            )
     except ValueError as error:
         parser.error(str(error))
     print(json.dumps(summary, indent=2, sort_keys=True))

@@ -21,6 +21,14 @@ _TAG_CHANNEL = 3
 _TAG_VIDEO_ID = 4
 _TAG_UTTERANCE = 5
 _TAG_TRIALS = 6
+# Augmentation set (augmentation.py): streams of their own, so its draws
+# never repeat a corpus's voices or channels, whatever the two seeds.
+_TAG_AUG_NOISE = 7
+_TAG_AUG_MUSIC = 8
+_TAG_AUG_SPEECH = 9
+_TAG_AUG_BABBLE_VOICE = 10
+_TAG_AUG_ROOM = 11
+_TAG_AUG_RIR = 12
 
 
 def _rng(seed: int, tag: int, *index: int) -> np.random.Generator:
