@@ -8,7 +8,20 @@ budget (epochs, schedule, model, crops) and the same seeds:
 - ``oracle``: positives of the same speaker from another video, drawn with
   the labels from ``ssps_start_epoch`` (the paper's Table 1 upper bound);
 - ``ssps_logits`` (DINO only): SSPS with the paper's full-logit positive
-  queue instead of the default memory-light bottleneck queue.
+  queue instead of the default memory-light bottleneck queue;
+- ``ssps_fill_pass``: SSPS whose queues are filled by one eval-mode pass at
+  the start of its first epoch (``--ssps_fill=pass``, the authors' buffer
+  creation) instead of by the training steps of the epoch before.
+
+The plain phase is shared: every baseline is trained first, keeping each
+epoch's checkpoint, and SSPS, the oracle and ``ssps_logits`` continue from
+its checkpoint at ``ssps_start_epoch - 2`` (train.py's ``continue_from``),
+so all conditions of a seed start SSPS from the same base model and the
+plain epochs are trained once (``--independent-plain``: every run from
+scratch). Every run augments its views with MiniVox's synthetic MUSAN and
+RIR folders (generated once under the work folder with another seed than
+the corpus; ``--no-augmentation`` turns them off), as the paper does with
+the real ones.
 
 Each run is ``train.py`` + ``export.py`` + ``verify.py`` (cosine scoring of
 the MiniVox trial list). The benchmark then embeds every test utterance with
@@ -16,7 +29,12 @@ the exported encoder and runs spherical k-means with K = number of test
 speakers on these embeddings; NMI(speaker) and NMI(video) compare its
 clusters with the test labels (same procedure for every condition).
 Pseudo-positive speaker/video accuracy is the last training epoch's value
-from ``train_log.txt`` (SSPS and oracle runs only).
+from ``train_log.txt`` (SSPS and oracle runs only; ``*_first``: the first
+SSPS epoch). ``premise`` in results.json is SSPS's premise check on each
+framework's trained baseline (first seed): the share of NCS pseudo-positives
+from the anchor's speaker and from its video at the benchmark's K
+(``benchmarks/ssps_positives.py``; SSPS.md's premise: >= 50 % right speaker
+and <= 10 % same video is where SSPS is expected to pay).
 
 Run::
 
@@ -95,11 +113,15 @@ BUDGET = {
     },
 }
 
+# The augmentation folders use the corpus seed plus this offset, so that
+# their babble voices are not training speakers.
+AUGMENTATION_SEED_OFFSET = 7919
+
 FRAMEWORKS = ("dino", "simclr")
 # Torch threads per run (OMP_NUM_THREADS unless already set): on a loaded
 # 2-core machine two threads per process were 4-10x slower than one.
 DEFAULT_THREADS = 1
-CONDITIONS = ("baseline", "ssps", "oracle", "ssps_logits")
+CONDITIONS = ("baseline", "ssps", "oracle", "ssps_logits", "ssps_fill_pass")
 
 # Every run of a framework uses the SSPS yaml's budget; the baseline uses the
 # plain yaml with the same number of epochs and schedule.
@@ -115,6 +137,8 @@ METRICS = (
     "nmi_video",
     "pp_speaker_acc",
     "pp_video_acc",
+    "pp_speaker_acc_first",
+    "pp_video_acc_first",
     "coverage",
     "kmeans_nmi_speaker",
     "kmeans_nmi_video",
@@ -164,6 +188,63 @@ def make_corpus(folder, log_file, params):
     return run(cmd + args, REPO, log_file)
 
 
+def make_augmentation(folder, log_file, corpus_seed):
+    """The MiniVox MUSAN/RIR folders (another seed than the corpus).
+
+    Returns
+    -------
+    info : dict
+        Where they are and how they were made (for results.json).
+    args : list of str
+        The ``--musan_folder`` / ``--rir_folder`` overrides of train.py.
+    """
+    seed = AUGMENTATION_SEED_OFFSET + int(corpus_seed)
+    cmd = [
+        sys.executable,
+        "-m",
+        "speechbrain_ssps.minivox.augmentation",
+        "--out",
+        folder,
+        "--seed",
+        str(seed),
+    ]
+    seconds = run(cmd, REPO, log_file)
+    musan = os.path.join(folder, "musan")
+    rir = os.path.join(folder, "RIRS_NOISES")
+    info = {"folder": folder, "seed": seed, "seconds": seconds}
+    return info, [f"--musan_folder={musan}", f"--rir_folder={rir}"]
+
+
+def premise_check(work, framework, seed, overrides):
+    """SSPS's premise on the trained baseline of one seed.
+
+    The share of pseudo-positives from the anchor's speaker and from its
+    video that SSPS would draw (its K, NCS with M = 1, one draw per
+    utterance) on whole-utterance embeddings of the training set by the
+    baseline's exported encoder; see ``benchmarks/ssps_positives.py``.
+    """
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ssps_positives  # noqa: E402 (a sibling script)
+
+    out = os.path.join(work, framework, "baseline", str(seed))
+    rows = ssps_positives.load_rows(os.path.join(out, "save", "train.csv"))
+    speakers = ssps_positives.codes(r["spk_id"] for r in rows)
+    videos = ssps_positives.codes(r["video_id"] for r in rows)
+    x = ssps_positives.embed(os.path.join(out, "export"), rows)
+    k = int(overrides["ssps_num_clusters"])
+    stats = ssps_positives.pseudo_positive_stats(
+        x, speakers, videos, k, "ncs", 1, seed
+    )
+    return {
+        "model": f"{framework} baseline, seed {seed}, last epoch",
+        "K": k,
+        "sampling": "ncs",
+        "M": 1,
+        **ssps_positives.label_references(x, speakers, videos),
+        **stats,
+    }
+
+
 def parse_overrides(train_args):
     """``["--key=value", ...]`` as an ordered dict (a later key wins)."""
     overrides = {}
@@ -207,6 +288,9 @@ def condition_args(framework, condition, overrides):
         return ssps_yaml, args
     if condition == "oracle":
         return ssps_yaml, args + ["--ssps_oracle=True"]
+    if condition == "ssps_fill_pass":
+        # The queues filled by one eval-mode pass (the authors' way).
+        return ssps_yaml, args + ["--ssps_fill=pass"]
     if condition == "ssps_logits":
         if framework != "dino":
             raise ValueError("ssps_logits only applies to dino")
@@ -216,12 +300,17 @@ def condition_args(framework, condition, overrides):
     raise ValueError(f"unknown condition {condition!r}")
 
 
-def last_epoch_stats(train_log):
-    """The ``train <name>: <value>`` pairs of the log's last epoch."""
+def epoch_stats(train_log):
+    """``{epoch: {name: value}}`` of the log's ``train <name>: <value>``."""
     with open(train_log, encoding="utf-8") as f:
         lines = [line for line in f if line.strip()]
-    pairs = re.findall(r"train (\w+): ([-+0-9.eE]+)", lines[-1])
-    return {k: float(v) for k, v in pairs}
+    stats = {}
+    for line in lines:
+        epoch = re.match(r"epoch: (\d+)", line)
+        pairs = re.findall(r"train (\w+): ([-+0-9.eE]+)", line)
+        if epoch:
+            stats[int(epoch.group(1))] = {k: float(v) for k, v in pairs}
+    return stats
 
 
 def embedding_nmi(export_folder, test_csv, seed):
@@ -272,13 +361,24 @@ def run_condition(
     num_workers,
     overrides,
     device="cpu",
+    share_plain=True,
+    extra_args=(),
 ):
-    """Trains, exports and verifies one (framework, condition, seed)."""
+    """Trains, exports and verifies one (framework, condition, seed).
+
+    With ``share_plain`` the baseline keeps every epoch's checkpoint and
+    the other conditions continue from its checkpoint at
+    ``ssps_start_epoch - 2`` (``continue_from``): the same base model, and
+    the plain epochs trained once. ``extra_args`` go to every train.py.
+    """
     out = os.path.join(work, framework, condition, str(seed))
     log_file = os.path.join(work, "logs", f"{framework}_{condition}_{seed}")
     os.makedirs(os.path.dirname(log_file), exist_ok=True)
     results_json = os.path.join(out, "verification", "results.json")
     yaml, extra = condition_args(framework, condition, overrides)
+    extra = [*extra, *extra_args]
+    if share_plain:
+        extra += plain_sharing_args(framework, condition, seed, work, overrides)
     py = sys.executable
     train_seconds = None
     if not os.path.exists(results_json):
@@ -330,15 +430,32 @@ def run_condition(
             seed,
         )
     )
-    stats = last_epoch_stats(os.path.join(out, "train_log.txt"))
+    by_epoch = epoch_stats(os.path.join(out, "train_log.txt"))
+    stats = by_epoch[max(by_epoch)]
     if condition != "baseline":
         row["pp_speaker_acc"] = stats.get("speaker_acc")
         row["pp_video_acc"] = stats.get("video_acc")
+        first = by_epoch.get(int(overrides["ssps_start_epoch"]), {})
+        row["pp_speaker_acc_first"] = first.get("speaker_acc")
+        row["pp_video_acc_first"] = first.get("video_acc")
         row["coverage"] = stats.get("coverage")
         if condition != "oracle":
             row["kmeans_nmi_speaker"] = stats.get("nmi_speaker")
             row["kmeans_nmi_video"] = stats.get("nmi_video")
     return row
+
+
+def plain_sharing_args(framework, condition, seed, work, overrides):
+    """train.py overrides that share the baseline's plain epochs.
+
+    The baseline keeps all its epoch checkpoints; every other condition
+    starts from the baseline's save folder (``--continue_from``), whose
+    checkpoint at ``ssps_start_epoch - 2`` train.py copies.
+    """
+    if condition == "baseline":
+        return [f"--keep_checkpoints={overrides['number_of_epochs']}"]
+    base = os.path.join(work, framework, "baseline", str(seed), "save")
+    return [f"--continue_from={base}"]
 
 
 def summarise(runs):
@@ -376,6 +493,7 @@ def markdown_table(results):
         "ssps": "SSPS",
         "oracle": "oracle (labels)",
         "ssps_logits": "SSPS, logit queue",
+        "ssps_fill_pass": "SSPS, queues filled by a pass",
     }
     for framework, conditions in results.items():
         for condition, s in conditions.items():
@@ -438,6 +556,17 @@ def main(argv=None):
         help="torch threads per run (OMP_NUM_THREADS, unless set)",
     )
     parser.add_argument(
+        "--independent-plain",
+        action="store_true",
+        help="train every condition from scratch instead of continuing "
+        "SSPS and the oracle from the baseline's checkpoint",
+    )
+    parser.add_argument(
+        "--no-augmentation",
+        action="store_true",
+        help="train without the MiniVox MUSAN/RIR augmentation folders",
+    )
+    parser.add_argument(
         "--train-args",
         default="",
         help="extra train.py overrides for every run, e.g. "
@@ -471,6 +600,13 @@ def main(argv=None):
     corpus_seconds = make_corpus(
         corpus, os.path.join(work, "corpus.log"), params
     )
+    augmentation, augmentation_args = None, []
+    if not args.no_augmentation:
+        augmentation, augmentation_args = make_augmentation(
+            os.path.join(work, "augmentation"),
+            os.path.join(work, "augmentation.log"),
+            params["seed"],
+        )
     # (framework, condition) pairs; the logit queue only exists for DINO.
     pairs = [
         (framework, condition)
@@ -491,6 +627,8 @@ def main(argv=None):
     # Seed-major order: an interrupted run has whole seeds done.
     tasks = [(f, c, seed) for seed in seeds for f, c in pairs]
 
+    share = not args.independent_plain
+
     def one(task):
         framework, condition, seed = task
         print(f"{framework} {condition} seed {seed}: started", flush=True)
@@ -501,12 +639,25 @@ def main(argv=None):
             args.num_workers,
             overrides[task[0]],
             args.device,
+            share_plain=share,
+            extra_args=augmentation_args,
         )
         print(f"{framework} {condition} seed {seed}: {row}", flush=True)
         return row
 
+    # Shared plain phase: every baseline first (also those not reported),
+    # then the conditions that continue from them.
+    first = [(f, "baseline", seed) for seed in seeds for f in frameworks]
+    first = first if share else [t for t in tasks if t[1] == "baseline"]
+    rest = [t for t in tasks if t not in first]
+    rows = {}
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        rows = dict(zip(tasks, pool.map(one, tasks)))
+        for phase in (first, rest):
+            rows.update(zip(phase, pool.map(one, phase)))
+    premise = {
+        f: premise_check(work, f, seeds[0], overrides[f])
+        for f in frameworks
+    }
     results = {f: {} for f in frameworks}
     for framework, condition, seed in tasks:
         runs = results[framework].setdefault(condition, [])
@@ -518,13 +669,20 @@ def main(argv=None):
 
     report = {
         **results,
+        "premise": premise,
         "corpus": params,
         "budget": budget,
+        "plain_phase": "shared: SSPS and oracle continue from the "
+        "baseline's checkpoint at ssps_start_epoch - 2"
+        if share
+        else "independent: every condition trains from scratch",
+        "augmentation": augmentation,
         "device": args.device,
         "seeds": seeds,
         "nmi": "spherical k-means (K = test speakers, best of 5 inits) on "
         "the test-set embeddings vs test speaker / video labels",
-        "pp_acc": "last training epoch (train_log.txt)",
+        "pp_acc": "last training epoch (train_log.txt); *_first: the "
+        "first SSPS epoch",
         "corpus_seconds": corpus_seconds,
         "total_seconds": time.time() - start,
     }

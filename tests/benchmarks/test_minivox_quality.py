@@ -119,3 +119,35 @@ def test_summary_is_mean_and_sd_over_seeds():
     assert "pp_speaker_acc_mean" not in s
     table = bench.markdown_table({"simclr": {"baseline": s}})
     assert "| simclr | same utterance | 12.00 ± 2.83 |" in table
+
+
+def test_conditions_continue_from_the_baseline_of_their_seed(tmp_path):
+    overrides = bench.run_overrides("simclr", bench.corpus_params())
+    work = str(tmp_path)
+    base = bench.plain_sharing_args("simclr", "baseline", 7, work, overrides)
+    # The baseline keeps every epoch, so ssps_start_epoch - 2 is on disk.
+    assert as_dict(base) == {
+        "keep_checkpoints": overrides["number_of_epochs"]
+    }
+    for condition in ("ssps", "oracle"):
+        got = as_dict(
+            bench.plain_sharing_args("simclr", condition, 7, work, overrides)
+        )
+        assert got == {
+            "continue_from": os.path.join(
+                work, "simclr", "baseline", "7", "save"
+            )
+        }
+
+
+def test_epoch_stats_reads_every_epoch_of_a_train_log(tmp_path):
+    log = tmp_path / "train_log.txt"
+    log.write_text(
+        "epoch: 1, lr: 1.0e-03 - train loss: 2.5, train coverage: 0.0\n"
+        "epoch: 2, lr: 9.0e-04 - train loss: 2.0, train speaker_acc: "
+        "1.5e-01, train video_acc: 3.0e-02\n\n"
+    )
+    stats = bench.epoch_stats(str(log))
+    assert sorted(stats) == [1, 2]
+    assert stats[1] == {"loss": 2.5, "coverage": 0.0}
+    assert stats[2]["speaker_acc"] == pytest.approx(0.15)

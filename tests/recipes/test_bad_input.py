@@ -15,6 +15,7 @@ from recipe_helpers import run_script, tiny_args
         (["--ssps_num_clusters=500"], "--ssps_num_clusters=500"),
         (["--ssps_num_neighbors=4"], "--ssps_num_neighbors=4"),
         (["--ssps_pos_dim=7"], "--ssps_pos_dim=7 contradicts"),
+        (["--ssps_fill=buffers"], "--ssps_fill"),
         (["--no_such_option=1"], "no_such_option"),
     ],
 )
