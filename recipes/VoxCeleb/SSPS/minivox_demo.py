@@ -4,7 +4,9 @@
 Runs the recipe's own scripts, in order, on the embedded synthetic corpus:
 
 1. ``python -m speechbrain_ssps.minivox`` generates a VoxCeleb-shaped corpus
-   (skipped when it already exists);
+   and its synthetic MUSAN/RIR augmentation folders (skipped when they
+   already exist); every training view is augmented from them, as the
+   paper does with the real MUSAN and RIRs;
 2. ``train.py hparams/minivox_dino_ssps.yaml`` prepares the manifests and
    trains DINO, then DINO + SSPS (per-epoch progress is printed);
 3. ``export.py`` writes a folder that SpeechBrain's ``SpeakerRecognition``
@@ -124,8 +126,10 @@ def main(argv=None):
     start = time.time()
 
     corpus = [f"--{k}={v}" for k, v in CORPUS.items()]
+    augmentation = data + "_augmentation"
     timings["corpus"] = run(
         [py, "-m", "speechbrain_ssps.minivox", "--out", data, *corpus]
+        + ["--augmentation", augmentation]
     )
     timings["training"] = run(
         [
@@ -134,6 +138,8 @@ def main(argv=None):
             f"hparams/{args.yaml}",
             f"--data_folder={data}",
             f"--output_folder={out}",
+            f"--musan_folder={augmentation}/musan",
+            f"--rir_folder={augmentation}/RIRS_NOISES",
             "--noprogressbar",
             *train_overrides,
         ],
