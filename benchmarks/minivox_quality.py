@@ -223,7 +223,9 @@ def premise_check(work, framework, seed, overrides):
     utterance) on whole-utterance embeddings of the training set by the
     baseline's exported encoder; see ``benchmarks/ssps_positives.py``.
     """
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
     import ssps_positives  # noqa: E402 (a sibling script)
 
     out = os.path.join(work, framework, "baseline", str(seed))

@@ -14,9 +14,8 @@ modules hold an ``ssps`` entry. What the Brain itself does (SSPS.md §8):
 * ``compute_objectives``: the framework's loss, whose positives pass
   through :meth:`SSLBrain.ssps_positives`, one ``SSPS.step`` (sample ->
   swap -> queue update, gated by SSPS's schedule);
-* per-step schedules (learning rate, weight decay, teacher momentum) are
-  pure functions of the global optimizer step, so a resumed run follows
-  them exactly;
+* per-step schedules (lr, weight decay, teacher momentum) are pure
+  functions of the global optimizer step: a resumed run follows them;
 * ``optimizers_step``: per-parameter clipping (``clip_grad`` > 0) or the
   norm over *all* parameter groups, then the framework's gradient rules;
   after the step, the framework's update (e.g. DINO's EMA teacher).
@@ -28,8 +27,9 @@ Expected hyperparameters (see ``recipes/VoxCeleb/SSPS/hparams/*.yaml``):
 ``lr_final``, ``lr_warmup_epochs``, ``lr_schedule`` (``cosine`` | ``step``),
 ``weight_decay``, ``weight_decay_end``, ``schedule_epochs``, ``clip_grad``,
 ``momentum_teacher``, ``momentum_teacher_end``, ``augment_prob``,
-``train_logger``, ``keep_checkpoints``, ``sync_batchnorm`` and ``seed``.
-The augmentations and the seeded crop pipeline are constructor arguments.
+``train_logger``, ``keep_checkpoints``, ``sync_batchnorm``, ``seed`` and,
+with SSPS, ``ssps_fill`` (:mod:`speechbrain_ssps.queue_filling`). The
+augmentations and the seeded crop pipeline are constructor arguments.
 
 Authors
  * speechbrain-ssps contributors
@@ -114,9 +114,8 @@ class SSLBrain(sb.Brain):
         registered with the checkpointer (``optional_load``: a plain run's
         checkpoint still loads).
     augmentations : sequence of callables, optional
-        Waveform augmentations; each training view gets one of them with
-        probability ``augment_prob`` (a choice that is a function of the
-        seed, epoch, step and view).
+        Waveform augmentations, one per training view with probability
+        ``augment_prob`` (:class:`~speechbrain_ssps.view_augmentation.ViewAugmenter`).
     views_pipeline : object, optional
         The seeded crop pipeline; its ``set_epoch`` is called at the start
         of each training epoch, before the loader's workers start.
