@@ -11,7 +11,10 @@ budget (epochs, schedule, model, crops) and the same seeds:
   queue instead of the default memory-light bottleneck queue;
 - ``ssps_fill_pass``: SSPS whose queues are filled by one eval-mode pass at
   the start of its first epoch (``--ssps_fill=pass``, the authors' buffer
-  creation) instead of by the training steps of the epoch before.
+  creation) instead of by the training steps of the epoch before;
+- ``ssps_paper``: both of the authors' choices, the fill pass and a
+  positive queue of K entries (|Q'| = K, the paper's 25,000 = K) instead of
+  one epoch (|Q'| = N).
 
 The plain phase is shared: every baseline is trained first, keeping each
 epoch's checkpoint, and SSPS, the oracle and ``ssps_logits`` continue from
@@ -121,7 +124,14 @@ FRAMEWORKS = ("dino", "simclr")
 # Torch threads per run (OMP_NUM_THREADS unless already set): on a loaded
 # 2-core machine two threads per process were 4-10x slower than one.
 DEFAULT_THREADS = 1
-CONDITIONS = ("baseline", "ssps", "oracle", "ssps_logits", "ssps_fill_pass")
+CONDITIONS = (
+    "baseline",
+    "ssps",
+    "oracle",
+    "ssps_logits",
+    "ssps_fill_pass",
+    "ssps_paper",
+)
 
 # Every run of a framework uses the SSPS yaml's budget; the baseline uses the
 # plain yaml with the same number of epochs and schedule.
@@ -280,11 +290,12 @@ def condition_args(framework, condition, overrides):
     plain, ssps_yaml = YAMLS[framework]
     args = [f"--{k}={v}" for k, v in overrides.items()]
     if condition == "baseline":
-        # The plain yaml has no SSPS: same budget, no ssps_* keys.
+        # The plain yaml has no SSPS: same budget, no ssps_* keys (nor the
+        # reference crop, which only SSPS reads).
         return plain, [
             f"--{k}={v}"
             for k, v in overrides.items()
-            if not k.startswith("ssps_")
+            if not k.startswith("ssps_") and k != "ref_crop_seconds"
         ]
     if condition == "ssps":
         return ssps_yaml, args
@@ -292,6 +303,13 @@ def condition_args(framework, condition, overrides):
         return ssps_yaml, args + ["--ssps_oracle=True"]
     if condition == "ssps_fill_pass":
         # The queues filled by one eval-mode pass (the authors' way).
+        return ssps_yaml, args + ["--ssps_fill=pass"]
+    if condition == "ssps_paper":
+        # The authors' way on both counts: the queues filled by a pass and
+        # |Q'| = K (the paper: 25,000 each), so a share of the anchors
+        # keeps its same-utterance positive (coverage < 1).
+        paper = {**overrides, "ssps_queue_size": overrides["ssps_num_clusters"]}
+        args = [f"--{k}={v}" for k, v in paper.items()]
         return ssps_yaml, args + ["--ssps_fill=pass"]
     if condition == "ssps_logits":
         if framework != "dino":
@@ -434,6 +452,7 @@ def run_condition(
     )
     by_epoch = epoch_stats(os.path.join(out, "train_log.txt"))
     stats = by_epoch[max(by_epoch)]
+    row["per_epoch"] = {str(e): by_epoch[e] for e in sorted(by_epoch)}
     if condition != "baseline":
         row["pp_speaker_acc"] = stats.get("speaker_acc")
         row["pp_video_acc"] = stats.get("video_acc")
@@ -496,6 +515,7 @@ def markdown_table(results):
         "oracle": "oracle (labels)",
         "ssps_logits": "SSPS, logit queue",
         "ssps_fill_pass": "SSPS, queues filled by a pass",
+        "ssps_paper": "SSPS, filled by a pass, |Q'| = K",
     }
     for framework, conditions in results.items():
         for condition, s in conditions.items():
@@ -508,6 +528,56 @@ def markdown_table(results):
                 f"| {fmt(s, 'pp_video_acc', 100, 1)} |"
             )
     return "\n".join(lines) + "\n"
+
+
+PLOTTED = (
+    ("valid_eer", "validation EER (%), MiniVox-O"),
+    ("speaker_acc", "pseudo-positive speaker acc."),
+    ("video_acc", "pseudo-positive video acc."),
+    ("nmi_speaker", "k-means NMI with speakers"),
+    ("nmi_video", "k-means NMI with videos"),
+    ("loss", "training loss"),
+)
+
+
+def plot_epochs(results, framework, path, ssps_start):
+    """Per-epoch training statistics of every condition of one framework.
+
+    One panel per statistic of ``PLOTTED`` (from ``train_log.txt``: the
+    SSPS diagnostics and the loss), one line per condition (mean over
+    seeds), the first SSPS epoch marked.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.4))
+    for ax, (key, title) in zip(axes, PLOTTED):
+        for condition, summary in results[framework].items():
+            curves = {}
+            for r in summary["runs"]:
+                for epoch, stats in r.get("per_epoch", {}).items():
+                    if key in stats:
+                        curves.setdefault(int(epoch), []).append(stats[key])
+            if curves:
+                epochs = sorted(curves)
+                means = [statistics.fmean(curves[e]) for e in epochs]
+                ax.plot(epochs, means, marker=".", label=condition)
+        ax.axvline(ssps_start - 0.5, color="grey", linestyle=":", lw=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # the union of the conditions
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels))
+    fig.suptitle(f"MiniVox benchmark, {framework} (dotted: SSPS starts)")
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -690,6 +760,13 @@ def main(argv=None):
     }
     with open(out, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
+    for framework in frameworks:
+        plot_epochs(
+            results,
+            framework,
+            f"{os.path.splitext(out)[0]}_{framework}.png",
+            int(overrides[framework]["ssps_start_epoch"]),
+        )
     table = markdown_table(results)
     with open(os.path.splitext(out)[0] + ".md", "w", encoding="utf-8") as f:
         f.write(table)

@@ -43,6 +43,7 @@ import speechbrain as sb
 import torch
 
 from speechbrain_ssps.frameworks import resolve_framework, unwrap
+from speechbrain_ssps.param_groups import split_decay_groups
 from speechbrain_ssps.queue_filling import (
     check_fill_mode,
     fill_pass,
@@ -61,41 +62,6 @@ from speechbrain_ssps.speechbrain_internals import (
 from speechbrain_ssps.teacher import clip_gradients_per_parameter_
 from speechbrain_ssps.view_augmentation import ViewAugmenter
 
-
-def split_decay_groups(modules: List[torch.nn.Module]) -> List[dict]:
-    """Parameter groups as reference DINO: no weight decay on biases/norms.
-
-    Arguments
-    ---------
-    modules : list of torch.nn.Module
-        The trained modules.
-
-    Returns
-    -------
-    list of dict
-        ``[{"params": regularized}, {"params": not_regularized,
-        "weight_decay": 0.0}]``; group 0 is the regularized one, the group
-        whose weight decay follows the schedule.
-
-    Example
-    -------
-    >>> groups = split_decay_groups([torch.nn.Linear(3, 2)])
-    >>> [len(g["params"]) for g in groups]
-    [1, 1]
-    """
-    decay, no_decay = [], []
-    for module in modules:
-        for name, param in module.named_parameters():
-            if not param.requires_grad:
-                continue
-            if name.endswith(".bias") or param.ndim <= 1:
-                no_decay.append(param)
-            else:
-                decay.append(param)
-    return [
-        {"params": decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 class SSLBrain(sb.Brain):
@@ -119,6 +85,9 @@ class SSLBrain(sb.Brain):
     views_pipeline : object, optional
         The seeded crop pipeline; its ``set_epoch`` is called at the start
         of each training epoch, before the loader's workers start.
+    validator : EpochValidator, optional
+        Verification at the end of its epochs, logged as ``valid_eer`` and
+        ``valid_mindcf`` (:mod:`speechbrain_ssps.epoch_validation`).
     """
 
     def __init__(
@@ -126,6 +95,7 @@ class SSLBrain(sb.Brain):
         *args,
         augmentations: Optional[Sequence] = None,
         views_pipeline=None,
+        validator=None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -140,6 +110,7 @@ class SSLBrain(sb.Brain):
             prob=getattr(self.hparams, "augment_prob", 1.0),
         )
         self.views_pipeline = views_pipeline
+        self.validator = validator  # an EpochValidator, or None
         self.ssps_fill = check_fill_mode(
             getattr(self.hparams, "ssps_fill", None) or "epoch"
         )
@@ -432,11 +403,29 @@ class SSLBrain(sb.Brain):
             stats.update(self.ssps.metrics())
         return stats
 
+    def validate(self) -> Dict[str, float]:
+        """The validator's EER and minDCF with the encoder in eval mode.
+
+        Computed on the main process only (it writes the log); no
+        collective is involved, the other ranks go on to the checkpoint.
+        """
+        if not sb.utils.distributed.if_main_process():
+            return {}
+        model = unwrap(self.modules["embedding_model"])
+        was_training = model.training
+        model.eval()
+        try:
+            return self.validator(lambda w: self.encode(model, w), self.device)
+        finally:
+            model.train(was_training)
+
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs the epoch and saves a checkpoint (every rank calls these)."""
         if stage != sb.Stage.TRAIN:
             return
         stats = self.epoch_stats()
+        if self.validator is not None and self.validator.due(epoch):
+            stats.update(self.validate())
         meta = {"epoch": epoch, "lr": stats.pop("lr")}
         train_stats = {"loss": stage_loss, **stats}
         self.hparams.train_logger.log_stats(

@@ -151,3 +151,38 @@ def test_epoch_stats_reads_every_epoch_of_a_train_log(tmp_path):
     assert sorted(stats) == [1, 2]
     assert stats[1] == {"loss": 2.5, "coverage": 0.0}
     assert stats[2]["speaker_acc"] == pytest.approx(0.15)
+
+
+def test_paper_condition_fills_by_a_pass_and_queues_k_entries():
+    overrides = bench.run_overrides("simclr", bench.corpus_params())
+    yaml, args = bench.condition_args("simclr", "ssps_paper", overrides)
+    keys = [a.removeprefix("--").split("=", 1)[0] for a in args]
+    assert len(keys) == len(set(keys))  # each override given once
+    got = as_dict(args)
+    assert yaml == bench.YAMLS["simclr"][1]
+    assert got["ssps_fill"] == "pass"
+    assert got["ssps_queue_size"] == overrides["ssps_num_clusters"]
+    assert got["ssps_queue_size"] != overrides["ssps_queue_size"]  # not N
+
+
+def test_epoch_plot_has_one_line_per_condition(tmp_path):
+    import matplotlib.image
+
+    def runs(offset):
+        return {
+            "runs": [
+                {
+                    "per_epoch": {
+                        str(e): {"loss": 5 - e / 4, "speaker_acc": offset + e / 10}
+                        for e in (3, 4, 5)
+                    }
+                }
+            ]
+        }
+
+    results = {"simclr": {"ssps": runs(0.1), "oracle": runs(0.5)}}
+    path = tmp_path / "curves.png"
+    bench.plot_epochs(results, "simclr", str(path), ssps_start=4)
+    image = matplotlib.image.imread(path)
+    assert image.shape[1] > 4 * image.shape[0]  # one panel per statistic
+    assert image.std() > 0.05  # something was drawn

@@ -10,7 +10,8 @@ from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
 
-from speechbrain_ssps.brain import SSLBrain, split_decay_groups
+from speechbrain_ssps.brain import SSLBrain
+from speechbrain_ssps.param_groups import split_decay_groups
 from speechbrain_ssps.heads import DINOHead
 from speechbrain_ssps.losses import DINOLoss, NTXentLoss
 from speechbrain_ssps.ssps import SSPS

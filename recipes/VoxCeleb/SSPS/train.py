@@ -36,6 +36,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.brain import SSLBrain
 from speechbrain_ssps.crops import make_ssl_views_pipeline, ssl_view_keys
+from speechbrain_ssps.epoch_validation import EpochValidator
 from speechbrain_ssps.frameworks import resolve_framework
 from speechbrain_ssps.preflight import check_manifest, check_training_options
 from speechbrain_ssps.ssps import SSPSOptionError, label_oracle
@@ -95,6 +96,34 @@ def dataio_prep(hparams):
     )
     sb.dataio.dataset.set_output_keys([train_data], ["id", "index", *keys])
     return train_data, views
+
+
+def make_validator(hparams):
+    """The end-of-epoch verification pass, or None.
+
+    ``valid_every`` (default 1; 0 = off) epochs, on ``valid_trials``
+    (default ``O``: ``<save_folder>/trials_O.txt`` with ``test.csv``; for
+    monitoring only, see the README), ``valid_segment_seconds`` (4 s)
+    per utterance. Without that trial list (data without one) it is off.
+    """
+    every = int(hparams.get("valid_every", 1))
+    name = str(hparams.get("valid_trials", "O"))
+    trials = os.path.join(hparams["save_folder"], f"trials_{name}.txt")
+    if every == 0:
+        return None
+    if not os.path.isfile(trials):
+        if name != "O":  # a list the user asked for
+            raise ValueError(f"--valid_trials={name}: no {trials}")
+        logger.warning("No %s: no validation during training", trials)
+        return None
+    return EpochValidator(
+        trials,
+        os.path.join(hparams["save_folder"], "test.csv"),
+        every=every,
+        segment_seconds=float(hparams.get("valid_segment_seconds", 4.0)),
+        sample_rate=int(hparams["sample_rate"]),
+        batch_size=int(hparams.get("valid_batch_size", 32)),
+    )
 
 
 def prepare_augmentations(hparams):
@@ -282,6 +311,7 @@ if __name__ == "__main__":
         checkpointer=hparams["checkpointer"],
         augmentations=augmentations,
         views_pipeline=views,
+        validator=make_validator(hparams),
     )
     brain.fit(
         brain.hparams.epoch_counter,
