@@ -17,6 +17,8 @@ from recipe_helpers import run_script, tiny_args
         (["--ssps_pos_dim=7"], "--ssps_pos_dim=7 contradicts"),
         (["--ssps_fill=buffers"], "--ssps_fill"),
         (["--no_such_option=1"], "no_such_option"),
+        (["--valid_trials=E"], "--valid_trials=E: no "),
+        (["--valid_every=-1"], "valid_every=-1"),
     ],
 )
 def test_impossible_options_fail_before_training(

@@ -60,6 +60,10 @@ def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
     epochs = _epochs(os.path.join(out, "train_log.txt"))
     assert len(epochs) == 2
     assert all(e["loss"] == e["loss"] for e in epochs)  # finite, not NaN
+    # The end-of-epoch verification pass on the O list (valid_every: 1).
+    for e in epochs:
+        assert 0.0 <= e["valid_eer"] <= 100.0
+        assert 0.0 <= e["valid_mindcf"] <= 1.0 + 1e-6
     if "ssps" in yaml:
         # Epoch 1 fills the queues, epoch 2 swaps positives.
         assert epochs[0]["coverage"] == 0.0
