@@ -544,38 +544,55 @@ def plot_epochs(results, framework, path, ssps_start):
     """Per-epoch training statistics of every condition of one framework.
 
     One panel per statistic of ``PLOTTED`` (from ``train_log.txt``: the
-    SSPS diagnostics and the loss), one line per condition (mean over
-    seeds), the first SSPS epoch marked.
+    validation pass, the SSPS diagnostics and the loss), one line per
+    condition (mean over seeds), the first SSPS epoch marked; epochs that
+    swapped no positive (queue filling) have no pseudo-positive accuracy.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.4))
+    from matplotlib.ticker import MaxNLocator
+
+    rows = (len(PLOTTED) + 2) // 3
+    fig, axes = plt.subplots(rows, 3, figsize=(13, 3.3 * rows + 0.8))
+    axes = list(axes.flat)
+    for ax in axes[len(PLOTTED) :]:
+        ax.set_visible(False)
+    # One colour per condition in every panel.
+    colours = {c: f"C{i}" for i, c in enumerate(CONDITIONS)}
     for ax, (key, title) in zip(axes, PLOTTED):
         for condition, summary in results[framework].items():
             curves = {}
             for r in summary["runs"]:
                 for epoch, stats in r.get("per_epoch", {}).items():
-                    if key in stats:
+                    swapped = stats.get("coverage", 1.0) > 0
+                    if key in stats and (swapped or "acc" not in key):
                         curves.setdefault(int(epoch), []).append(stats[key])
             if curves:
                 epochs = sorted(curves)
                 means = [statistics.fmean(curves[e]) for e in epochs]
-                ax.plot(epochs, means, marker=".", label=condition)
+                ax.plot(
+                    epochs,
+                    means,
+                    marker=".",
+                    color=colours[condition],
+                    label=condition,
+                )
         ax.axvline(ssps_start - 0.5, color="grey", linestyle=":", lw=1)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1:]:  # the union of the conditions
+    for ax in axes[1 : len(PLOTTED)]:  # the union of the conditions
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=len(labels))
     fig.suptitle(f"MiniVox benchmark, {framework} (dotted: SSPS starts)")
-    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -184,5 +184,5 @@ def test_epoch_plot_has_one_line_per_condition(tmp_path):
     path = tmp_path / "curves.png"
     bench.plot_epochs(results, "simclr", str(path), ssps_start=4)
     image = matplotlib.image.imread(path)
-    assert image.shape[1] > 4 * image.shape[0]  # one panel per statistic
+    assert image.shape[1] > image.shape[0]  # panels on a 3-wide grid
     assert image.std() > 0.05  # something was drawn
