@@ -95,7 +95,9 @@ def pseudo_positive_stats(
     num_clusters, neighbors : int
         K and M.
     sampling : str
-        ``"ncs"`` or ``"scs"``.
+        ``"ncs"``, ``"scs"``, ``"knn"`` (M nearest queue entries, no
+        k-means) or ``"centroid"`` (the drawn cluster's centroid; its
+        accuracies come from one member of that cluster).
     seed : int
         Seeds the k-means and the draws.
 
@@ -108,10 +110,12 @@ def pseudo_positive_stats(
     from speechbrain_ssps.ssps import SSPS
 
     n = x.shape[0]
+    # The centroid sampler swaps in reference-space vectors.
+    pos_dim = x.shape[1] if sampling == "centroid" else 1
     ssps = SSPS(
         num_utterances=n,
         repr_dim=x.shape[1],
-        pos_dim=1,
+        pos_dim=pos_dim,
         queue_size=n,
         num_clusters=num_clusters,
         sampling=sampling,
@@ -122,10 +126,13 @@ def pseudo_positive_stats(
     ssps.set_labels(speakers, videos)
     index = torch.arange(n)
     ssps.on_epoch_start(1)
-    ssps.update(index, x, torch.zeros(1, n, 1))
+    ssps.update(index, x, torch.zeros(1, n, pos_dim))
     ssps.on_epoch_start(2)
     ssps.sample(index)
-    return ssps.metrics()
+    stats = ssps.metrics()
+    for key in ("nmi_speaker", "nmi_video"):  # knn makes no clusters
+        stats.setdefault(key, float("nan"))
+    return stats
 
 
 def main(argv=None):
@@ -135,8 +142,12 @@ def main(argv=None):
     parser.add_argument(
         "--clusters", default="", help="K values, comma-separated"
     )
-    parser.add_argument("--sampling", default="ncs,scs")
-    parser.add_argument("--neighbors", default="1", help="M values (NCS)")
+    parser.add_argument(
+        "--sampling", default="ncs,scs", help="ncs, scs, knn, centroid"
+    )
+    parser.add_argument(
+        "--neighbors", default="1", help="M values (ncs, knn, centroid)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="JSON file to write")
@@ -178,7 +189,7 @@ def main(argv=None):
                     {"K": k, "sampling": sampling, "M": m, **stats}
                 )
                 print(
-                    f"| {k} | {sampling} | {m if sampling == 'ncs' else '-'} "
+                    f"| {k} | {sampling} | {'-' if sampling == 'scs' else m} "
                     f"| {stats['speaker_acc']:.3f} | {stats['video_acc']:.3f} "
                     f"| {stats['nmi_speaker']:.3f} | {stats['nmi_video']:.3f} |"
                 )

@@ -18,11 +18,14 @@ Both losses run in float32 with autocast disabled: with temperatures of
 0.03-0.04, bf16 logits would be off by a sizeable fraction of a unit.
 """
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from speechbrain_ssps.distributed import (
+    all_gather_no_grad,
     all_gather_with_grad,
     all_reduce_mean_,
     rank,
@@ -266,6 +269,15 @@ class NTXentLoss(nn.Module):
     sslsv's ``SimCLRLoss``. Under DDP the gradient averaging over ranks turns
     this into the loss of the concatenated global batch.
 
+    False-negative masking (``assignments``, SSPS): a negative pair of two
+    *different* utterances with the same cluster index gets the logit 0 (a
+    cosine of 0) instead of its similarity, as in sslsv's ``SimCLRLoss``
+    (``sslsv/methods/SimCLR/SimCLRLoss.py``, ``ssps_assignments``); the
+    positive and the row itself are never touched. Unlike sslsv, ``-1`` (no
+    cluster) never matches, not even another ``-1``: sslsv assigns every
+    utterance, whereas here utterances not yet in the reference queue are
+    unassigned and masking them with each other would drop true negatives.
+
     Arguments
     ---------
     temperature : float
@@ -287,7 +299,12 @@ class NTXentLoss(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        assignments: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         """Compute the loss for one (anchor view, positive view) batch.
 
         Arguments
@@ -297,6 +314,11 @@ class NTXentLoss(nn.Module):
         z2 : torch.Tensor
             Embeddings of view 2, ``[N, D]``; row ``i`` is the positive of
             ``z1[i]`` and vice versa. Every rank must use the same ``N``.
+        assignments : torch.Tensor, optional
+            LongTensor[N], the cluster of each anchor (-1 = none). Negatives
+            of the same cluster (both views, all ranks) get the logit 0.
+            Under DDP every rank passes its own anchors' clusters (or every
+            rank passes None).
 
         Returns
         -------
@@ -317,6 +339,29 @@ class NTXentLoss(nn.Module):
             offset = rank() * 2 * n
             self_mask = torch.zeros_like(logits, dtype=torch.bool)
             self_mask[rows, offset + rows] = True
-            logits = logits.masked_fill(self_mask, float("-inf"))
             targets = offset + (rows + n) % (2 * n)
+            if assignments is not None:
+                same = self._same_cluster(assignments, n, z.device)
+                same[rows, targets] = False  # the positive stays
+                logits = logits.masked_fill(same, 0.0)
+            logits = logits.masked_fill(self_mask, float("-inf"))
             return F.cross_entropy(logits, targets)
+
+    @staticmethod
+    def _same_cluster(
+        assignments: torch.Tensor, n: int, device: torch.device
+    ) -> torch.Tensor:
+        """Bool[2N, W * 2N]: local row and gathered column share a cluster.
+
+        Rows and columns follow ``[z1; z2]`` (the cluster of an anchor holds
+        for both its views); -1 matches nothing.
+        """
+        if assignments.dim() != 1 or assignments.numel() != n:
+            raise ValueError(
+                f"NTXentLoss: assignments must be a 1-D tensor of {n} "
+                f"cluster indices, got shape {tuple(assignments.shape)}"
+            )
+        local = assignments.to(device=device, dtype=torch.long).repeat(2)
+        gathered = all_gather_no_grad(local)
+        same = local[:, None] == gathered[None, :]
+        return same & (local >= 0)[:, None]

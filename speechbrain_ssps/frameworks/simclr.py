@@ -29,6 +29,11 @@ class SimCLR(Framework):
         Width of the encoder's embeddings. Needed only without a projector
         and for an encoder other than SpeechBrain's ECAPA-TDNN (whose width
         is read from its last layer).
+    mask_false_negatives : bool
+        With SSPS active, pass each anchor's k-means cluster to the loss,
+        which removes same-cluster negatives (logit 0, as sslsv's
+        ``ssps_assignments``; off by default as in the authors' latest
+        code). Needs an ``ssps`` module.
 
     Example
     -------
@@ -42,8 +47,13 @@ class SimCLR(Framework):
     name = "simclr"
     reference_model = "embedding_model"
 
-    def __init__(self, embedding_dim: Optional[int] = None):
+    def __init__(
+        self,
+        embedding_dim: Optional[int] = None,
+        mask_false_negatives: bool = False,
+    ):
         self.embedding_dim = embedding_dim
+        self.mask_false_negatives = bool(mask_false_negatives)
 
     def trained_modules(self, modules) -> List[str]:
         """The encoder and, if there is one, the projector."""
@@ -84,7 +94,28 @@ class SimCLR(Framework):
         z1 = predictions["student"][: indices.numel()]
         z2, views = self.positives(brain, predictions, indices.numel())
         z2 = brain.ssps_positives(indices, predictions, z2, views)
-        return brain.modules.ssl_loss(z1, z2)
+        if not self.mask_false_negatives:
+            return brain.modules.ssl_loss(z1, z2)
+        return brain.modules.ssl_loss(
+            z1, z2, assignments=self.anchor_clusters(brain, indices)
+        )
+
+    @staticmethod
+    def anchor_clusters(brain, indices: torch.Tensor):
+        """SSPS's cluster of each anchor (None while SSPS is not active)."""
+        ssps = brain.ssps
+        if ssps is None:
+            raise ValueError(
+                "ssps_mask_false_negatives needs SSPS (an ssps module): "
+                "use a *_ssps.yaml or set it to False"
+            )
+        if getattr(ssps, "sampling", None) == "knn":
+            raise ValueError(
+                "ssps_mask_false_negatives needs a clustering, and "
+                "ssps_sampling=knn has none: use ncs, scs or centroid"
+            )
+        return ssps.anchor_clusters(indices)
 
     def __repr__(self) -> str:
-        return f"SimCLR(embedding_dim={self.embedding_dim})"
+        mask = ", mask_false_negatives=True" * self.mask_false_negatives
+        return f"SimCLR(embedding_dim={self.embedding_dim}{mask})"

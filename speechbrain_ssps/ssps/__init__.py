@@ -23,6 +23,9 @@ One idea per module; :class:`SSPS` is assembled from the parts:
 ``index``
     The sorted cluster/slot keys that make sampling vectorised, exclusion
     groups, and the table of each cluster's nearest clusters.
+``knn``
+    Nearest-neighbour sampling (``sampling="knn"``): M nearest queue
+    entries by reference representation, one product + topk per step.
 ``diagnostics``
     Speaker/video labels, per-epoch counters, NMI and ``metrics``.
 ``options``

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from speechbrain_ssps import distributed
 from speechbrain_ssps.kmeans import spherical_kmeans
 from speechbrain_ssps.ssps.index import nearest_clusters
+from speechbrain_ssps.ssps.options import CLUSTER_NEIGHBOUR_METHODS
 
 __all__ = ["Clustering"]
 
@@ -63,7 +64,11 @@ class Clustering(torch.nn.Module):
     def _init_clustering(self) -> None:
         """Registers an empty clustering."""
         n, k = self.num_utterances, self.num_clusters
-        m = self.num_neighbors if self.sampling == "ncs" else 1
+        m = (
+            self.num_neighbors
+            if self.sampling in CLUSTER_NEIGHBOUR_METHODS
+            else 1
+        )
         self.register_buffer(
             "assignments", torch.full((n,), -1, dtype=torch.long)
         )
@@ -103,8 +108,13 @@ class Clustering(torch.nn.Module):
             return
         self.epoch = epoch
         self._counts.zero_()
-        if self.active and not self.fixed_clusters:
+        if self.active and not self.fixed_clusters and self.needs_clusters:
             self.cluster()
+
+    @property
+    def needs_clusters(self) -> bool:
+        """Whether sampling uses the k-means (every method but knn)."""
+        return self.sampling != "knn"
 
     def cluster(self) -> None:
         """Runs spherical k-means on the filled rows and installs it.
@@ -182,7 +192,7 @@ class Clustering(torch.nn.Module):
             )
         self.assignments.copy_(assignments)
         self.centroids.copy_(F.normalize(centroids.float(), dim=1))
-        if self.sampling == "ncs":
+        if self.sampling in CLUSTER_NEIGHBOUR_METHODS:
             self.neighbors.copy_(
                 nearest_clusters(self.centroids, self.num_neighbors)
             )
@@ -191,6 +201,7 @@ class Clustering(torch.nn.Module):
                 torch.arange(k, device=self.neighbors.device).unsqueeze(1)
             )
         self._has_clusters = True
+        self._members = None  # centroid sampling's member index
         self.fixed_clusters = bool(fixed)
         self.clustered_epoch = self.epoch
         self._rebuild_index()

@@ -112,6 +112,7 @@ class SlotIndex(torch.nn.Module):
         )
         self.register_buffer("_groups", torch.arange(n), persistent=False)
         self._num_groups = n
+        self._members = None  # centroid sampling: (utterances, clusters)
 
     def set_exclusion_groups(
         self, groups: Union[Sequence, torch.Tensor]
@@ -236,3 +237,39 @@ class SlotIndex(torch.nn.Module):
         pos = pos + n_self * (pos >= self_lo)
         slots = keys[pos.clamp(max=q - 1)] % q
         return torch.where(found, slots, torch.full_like(slots, -1))
+
+    def _draw_members(
+        self, target: torch.Tensor, u: torch.Tensor
+    ) -> torch.Tensor:
+        """An utterance assigned to each target cluster, uniform (centroid).
+
+        With ``sampling="centroid"`` the positive is the target cluster's
+        centroid; this draw stands for it in the diagnostics (its speaker
+        and video), so ``speaker_acc`` estimates the share of the target
+        cluster's utterances that have the anchor's speaker. The target is
+        never the anchor's own cluster (M nearest *other* clusters).
+
+        Arguments
+        ---------
+        target : torch.Tensor
+            LongTensor[B], the target clusters, -1 = none.
+        u : torch.Tensor
+            Tensor[B] of uniform draws in [0, 1).
+
+        Returns
+        -------
+        torch.Tensor
+            LongTensor[B], the drawn utterance, or -1 where ``target`` is -1
+            or the cluster has no utterance.
+        """
+        if self._members is None:  # reset by set_clusters and on load
+            order = torch.sort(self.assignments, stable=True).indices
+            self._members = (order, self.assignments[order])
+        order, clusters = self._members
+        lo = torch.searchsorted(clusters, target.clamp(min=0))
+        count = torch.searchsorted(clusters, target, right=True) - lo
+        found = (target >= 0) & (count > 0)
+        pick = (u * count.clamp(min=1)).long()
+        pick = lo + torch.minimum(pick, (count - 1).clamp(min=0))
+        utterances = order[pick.clamp(max=order.numel() - 1)]
+        return torch.where(found, utterances, torch.full_like(target, -1))

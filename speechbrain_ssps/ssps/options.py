@@ -23,6 +23,7 @@ from typing import Union
 import torch
 
 __all__ = [
+    "CLUSTER_NEIGHBOUR_METHODS",
     "KMEANS_BACKENDS",
     "QUEUE_DTYPES",
     "SAMPLING_METHODS",
@@ -31,8 +32,12 @@ __all__ = [
     "check_options",
 ]
 
-#: ``"scs"``: same-cluster sampling; ``"ncs"``: neighbouring clusters.
-SAMPLING_METHODS = ("scs", "ncs")
+#: ``"scs"``: same-cluster sampling; ``"ncs"``: neighbouring clusters;
+#: ``"knn"``: one of the M nearest queue entries (no k-means);
+#: ``"centroid"``: the centroid of one of the M nearest clusters.
+SAMPLING_METHODS = ("scs", "ncs", "knn", "centroid")
+#: The methods whose M counts neighbouring clusters (M < K).
+CLUSTER_NEIGHBOUR_METHODS = ("ncs", "centroid")
 #: Storage types of the queues, by the names the yaml uses.
 QUEUE_DTYPES = {
     "float32": torch.float32,
@@ -135,9 +140,12 @@ def check_options(
 ) -> None:
     """Checks SSPS's constructor options; raises on the first bad one.
 
-    The rules: sizes are integers >= 1; ``sampling`` is ``"scs"`` or
-    ``"ncs"``; K <= N; with NCS, M < K (a cluster's neighbours exclude the
-    cluster itself; SCS does not use M, so any M >= 1 is accepted);
+    The rules: sizes are integers >= 1; ``sampling`` is one of
+    :data:`SAMPLING_METHODS`; K <= N; with NCS and centroid, M < K (a
+    cluster's neighbours exclude the cluster itself; SCS does not use M, so
+    any M >= 1 is accepted); with knn, M <= |Q'| (M nearest queue
+    entries); with centroid, ``pos_dim == repr_dim`` (the centroid is the
+    positive: it lives in the reference space);
     ``start_epoch >= 2`` (epoch ``start_epoch - 1`` fills the queues); an
     integer seed; a known k-means backend and queue dtype.
 
@@ -191,13 +199,29 @@ def check_options(
             f"SSPS: num_clusters ({num_clusters}) is larger than "
             f"num_utterances ({num_utterances})",
         )
-    if sampling == "ncs" and num_neighbors >= num_clusters:
+    if sampling in CLUSTER_NEIGHBOUR_METHODS and num_neighbors >= num_clusters:
         raise SSPSOptionError(
             "num_neighbors",
             num_neighbors,
             f"SSPS: num_neighbors ({num_neighbors}) must be smaller than "
-            f"num_clusters ({num_clusters}) with sampling='ncs' (a "
+            f"num_clusters ({num_clusters}) with sampling={sampling!r} (a "
             "cluster's neighbours exclude itself)",
+        )
+    if sampling == "knn" and num_neighbors > queue_size:
+        raise SSPSOptionError(
+            "num_neighbors",
+            num_neighbors,
+            f"SSPS: num_neighbors ({num_neighbors}) is larger than "
+            f"queue_size ({queue_size}) with sampling='knn' (M nearest "
+            "entries of the positive queue)",
+        )
+    if sampling == "centroid" and pos_dim != repr_dim:
+        raise SSPSOptionError(
+            "sampling",
+            sampling,
+            f"SSPS: sampling='centroid' uses the cluster centroid (of size "
+            f"repr_dim={repr_dim}) as the positive, so pos_dim must equal "
+            f"repr_dim, got pos_dim={pos_dim}",
         )
     if not _is_integer(start_epoch) or start_epoch < 2:
         raise SSPSOptionError(

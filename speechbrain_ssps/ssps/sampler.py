@@ -39,6 +39,7 @@ from speechbrain_ssps import distributed
 from speechbrain_ssps.ssps.clustering import Clustering
 from speechbrain_ssps.ssps.diagnostics import Diagnostics
 from speechbrain_ssps.ssps.index import SlotIndex
+from speechbrain_ssps.ssps.knn import KNNSampling
 from speechbrain_ssps.ssps.options import as_queue_dtype, check_options
 from speechbrain_ssps.ssps.queues import Queues
 
@@ -49,7 +50,7 @@ _SEED_STRIDE = 1_000_003
 
 
 @register_checkpoint_hooks
-class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
+class SSPS(Diagnostics, Clustering, KNNSampling, SlotIndex, Queues):
     """Self-Supervised Positive Sampling: queues, clustering and sampling.
 
     Epochs are SpeechBrain's 1-based epochs: the queues are filled from epoch
@@ -77,11 +78,15 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
     num_clusters : int
         K of the k-means on the reference queue (paper: 25,000).
     sampling : str
-        ``"scs"`` (same cluster) or ``"ncs"`` (one of the ``num_neighbors``
-        nearest other clusters; the paper's best setting with M = 1).
+        ``"scs"`` (same cluster), ``"ncs"`` (one of the ``num_neighbors``
+        nearest other clusters; the paper's best setting with M = 1),
+        ``"knn"`` (one of the M queue entries nearest to the anchor's
+        reference representation, :mod:`.knn`; no k-means) or
+        ``"centroid"`` (as NCS, but the positive is the target cluster's
+        centroid; needs ``pos_dim == repr_dim``).
     num_neighbors : int
-        M, the number of nearest clusters used by ``"ncs"`` (M < K); unused
-        by ``"scs"``.
+        M: nearest clusters for ``"ncs"``/``"centroid"`` (M < K), nearest
+        queue entries for ``"knn"`` (M <= |Q'|); unused by ``"scs"``.
     start_epoch : int
         First (1-based) epoch whose positives are replaced; must be >= 2 so
         that one epoch fills the queues first.
@@ -194,8 +199,11 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
         return draws[:, rank * batch : (rank + 1) * batch]
 
     @torch.no_grad()
-    def sample(self, indices: torch.Tensor) -> torch.Tensor:
-        """Draws a pseudo-positive for each anchor (steps 1-3 above).
+    def anchor_clusters(self, indices: torch.Tensor) -> Optional[torch.Tensor]:
+        """The cluster ``c_i`` of each anchor while sampling is on, else None.
+
+        What :meth:`sample` starts from (step 1), exposed for SimCLR's
+        false-negative masking (sslsv: ``ssps.sampling.assignments[indices]``).
 
         Arguments
         ---------
@@ -204,21 +212,52 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
 
         Returns
         -------
+        torch.Tensor or None
+            LongTensor[B] (-1 = not assigned), or None when SSPS is not
+            active or has no clustering (no masking then).
+        """
+        if not (self.active and self._has_clusters):
+            return None
+        self._check_indices(indices, "anchor_clusters")
+        return self.assignments[indices.to(self.assignments.device)]
+
+    @torch.no_grad()
+    def sample(
+        self, indices: torch.Tensor, y_ref: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Draws a pseudo-positive for each anchor (steps 1-3 above).
+
+        Arguments
+        ---------
+        indices : torch.Tensor
+            LongTensor[B], the utterance index of each anchor.
+        y_ref : torch.Tensor, optional
+            Tensor[B, D], the anchors' current reference representations;
+            used by ``"knn"`` only (None: their stored ``Q^`` rows).
+
+        Returns
+        -------
         torch.Tensor
             LongTensor[B], the utterance index of each anchor's
             pseudo-positive, or -1 where the ordinary positive is kept (SSPS
             inactive, anchor not clustered, or no candidate in the queue).
+            With ``"centroid"``: an utterance of the target cluster, drawn
+            for the diagnostics only (the centroid is the positive).
         """
         self._check_indices(indices, "sample")
         dev = self.pos_indices.device
         indices = indices.to(dev)
         b = indices.numel()
-        if not (self.active and self._has_clusters):
+        ready = self._has_clusters or not self.needs_clusters
+        if not (self.active and ready):
             self._last_slots = torch.full(
                 (b,), -1, dtype=torch.long, device=dev
             )
             return self._last_slots.clone()
         u = self._uniform(b).to(dev)
+        if self.sampling == "knn":
+            slots = self._draw_knn_slots(indices, y_ref, u[0])
+            return self._found(indices, slots)
         # Step 1, target cluster: column floor(u * M) of the anchor's row of
         # the neighbour table (SCS: the cluster itself; -1: not assigned).
         own = self.assignments[indices]
@@ -226,10 +265,19 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
         column.clamp_(max=self.neighbors.shape[1] - 1)
         target = self.neighbors[own.clamp(min=0), column]
         target = torch.where(own >= 0, target, torch.full_like(target, -1))
+        if self.sampling == "centroid":  # _last_slots holds clusters here
+            positives = self._draw_members(target, u[0])
+            found = positives >= 0
+            self._last_slots = torch.where(found, target, -1)
+            self._count(indices, positives, found)
+            return positives
         # Step 2, pos(i): a slot of Q' uniform among the target cluster's
         # entries outside the anchor's exclusion group (never i itself).
         slots = self._draw_slots(target, indices, u[0])
-        # Step 3, fallback: -1 keeps the ordinary positive.
+        return self._found(indices, slots)
+
+    def _found(self, indices: torch.Tensor, slots: torch.Tensor):
+        """Step 3 (fallback: slot -1 keeps the ordinary positive), counted."""
         found = slots >= 0
         self._last_slots = slots
         positives = torch.where(
@@ -267,8 +315,12 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
                 f"pos_dim), got {tuple(z_pos.shape)}"
             )
         slots = self._last_slots.to(z_pos.device)
-        stored = self.pos_queue.index_select(0, slots.clamp(min=0))
-        stored = stored.transpose(0, 1).to(z_pos)
+        if self.sampling == "centroid":  # the target clusters' centroids
+            stored = self.centroids.index_select(0, slots.clamp(min=0))
+            stored = stored[None].expand(self.pos_views, -1, -1).to(z_pos)
+        else:
+            stored = self.pos_queue.index_select(0, slots.clamp(min=0))
+            stored = stored.transpose(0, 1).to(z_pos)
         return torch.where((slots >= 0)[None, :, None], stored, z_pos)
 
     @torch.no_grad()
@@ -334,7 +386,7 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
             return positives
         swapped = positives
         if self.active:
-            self.sample(indices)  # steps 1-3
+            self.sample(indices, y_ref)  # steps 1-3
             swapped = self.swap(positives)  # step 4
         self.update(indices, y_ref, positives.detach())  # step 5
         return swapped
@@ -380,5 +432,6 @@ class SSPS(Diagnostics, Clustering, SlotIndex, Queues):
         self.fixed_clusters = bool(extra.get("fixed_clusters", False))
         self._counts.copy_(extra["counts"])
         self._last_slots = None
+        self._members = None
         if self._has_clusters:
             self._rebuild_index()

@@ -65,3 +65,15 @@ def test_manifest_needs_labels(tmp_path):
     empty.write_text("ID,wav,spk_id,video_id\n")
     with pytest.raises(ValueError, match="no rows"):
         diag.load_rows(str(empty))
+
+
+def test_knn_and_centroid_are_reported_like_ncs():
+    x, spk, vid = structured(speaker_scale=3.0, video_scale=0.6)
+    # knn: the M nearest queue entries of a speaker-dominated space hold
+    # the anchor's speaker (its 19 other utterances are the nearest).
+    knn = diag.pseudo_positive_stats(x, spk, vid, 24, "knn", 5, seed=0)
+    assert knn["speaker_acc"] > 0.95
+    assert knn["nmi_speaker"] != knn["nmi_speaker"]  # NaN: no clusters
+    cen = diag.pseudo_positive_stats(x, spk, vid, 24, "centroid", 1, seed=0)
+    assert cen["speaker_acc"] > 0.9
+    assert 0.0 <= cen["nmi_speaker"] <= 1.0

@@ -19,6 +19,10 @@ from recipe_helpers import run_script, tiny_args
         (["--no_such_option=1"], "no_such_option"),
         (["--valid_trials=E"], "--valid_trials=E: no "),
         (["--valid_every=-1"], "valid_every=-1"),
+        (
+            ["--ssps_mask_false_negatives=True", "--ssps_sampling=knn"],
+            "--ssps_mask_false_negatives needs",
+        ),
     ],
 )
 def test_impossible_options_fail_before_training(

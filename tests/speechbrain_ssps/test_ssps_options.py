@@ -32,7 +32,7 @@ def test_bad_constructor_arguments():
         (dict(num_neighbors=0), "num_neighbors"),
         (dict(num_neighbors=3, num_clusters=3), "num_neighbors"),
         (dict(kmeans_iters=0), "kmeans_iters"),
-        (dict(sampling="knn"), "sampling"),
+        (dict(sampling="lsh"), "sampling"),
         (dict(start_epoch=1), "start_epoch"),
         (dict(start_epoch=2.5), "start_epoch"),
         (dict(seed=0.5), "seed"),

@@ -218,6 +218,13 @@ def make_ssps(hparams, train_data):
             "ssps_oracle needs spk_id and video_id in every row of "
             f"{hparams['train_annotation']}"
         )
+    if hparams.get("ssps_mask_false_negatives") and (
+        hparams.get("ssps_sampling") == "knn"
+    ):
+        raise ValueError(
+            "--ssps_mask_false_negatives needs SSPS's clusters; "
+            "--ssps_sampling=knn has none"
+        )
     factory = partial(hparams["ssps"], pos_dim=ssps_positive_dim(hparams))
     try:
         if not labelled:
