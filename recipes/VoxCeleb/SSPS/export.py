@@ -17,6 +17,17 @@ Then evaluate with ``verify.py``::
         --prep_folder=results/dino_ssps/1986/save \\
         --output_folder=results/dino_ssps/1986/verification
 
+and store a calibrated decision threshold (``threshold.json``, and
+``threshold:`` in ``hyperparams.yaml``) measured by verify.py on this
+export, for ``speechbrain_ssps.inference.load_verifier``::
+
+    python export.py results/dino_ssps/1986 --average 10 \\
+        --threshold_from=results/dino_ssps/1986/verification \\
+        --threshold_list=O --threshold_kind=eer
+
+(or ``--threshold=0.42``). Without a threshold option a stored one is
+removed.
+
 Authors
  * speechbrain-ssps contributors
 """
@@ -27,6 +38,7 @@ from typing import List, Optional
 
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_ssps import thresholds
 from speechbrain_ssps.export import export_encoder
 
 logger = get_logger(__name__)
@@ -59,13 +71,35 @@ def main(argv: Optional[List[str]] = None) -> str:
         help="checkpointed encoder to export (embedding_model = student, "
         "teacher_model = DINO teacher)",
     )
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--threshold_from",
+        help="verify.py output folder (or its results.json) of this export",
+    )
+    group.add_argument("--threshold", type=float, help="threshold by hand")
+    parser.add_argument("--threshold_list", help="trial list, e.g. O")
+    parser.add_argument(
+        "--threshold_kind", choices=sorted(thresholds.KINDS), default="eer"
+    )
     args = parser.parse_args(argv)
+    if args.threshold_list and not args.threshold_from:
+        parser.error("--threshold_list needs --threshold_from")
+    info = None  # read before the export overwrites the verified folder
+    if args.threshold_from:
+        info = thresholds.threshold_from_results(
+            args.threshold_from, args.threshold_list, args.threshold_kind
+        )
+    elif args.threshold is not None:
+        info = thresholds.manual_threshold(args.threshold)
     folder = export_encoder(
         args.output_folder,
         export_folder=args.export_folder,
         average_last=args.average,
         recoverable=args.encoder,
     )
+    thresholds.clear_threshold(folder)  # never leave a stale one
+    if info is not None:
+        thresholds.save_threshold(folder, info)
     print(folder)
     return folder
 
