@@ -141,6 +141,9 @@ def main(argv=None):
             f"--musan_folder={augmentation}/musan",
             f"--rir_folder={augmentation}/RIRS_NOISES",
             "--noprogressbar",
+            # Validation every 3 epochs (each pass ~10 s here): the demo
+            # stays within its 10 minutes.
+            "--valid_every=3",
             *train_overrides,
         ],
         cwd=RECIPE,
