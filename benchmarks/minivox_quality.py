@@ -115,12 +115,17 @@ BUDGET = {
         "ssps_start_epoch": 11,
     },
 }
+# MoCo, VICReg and SwAV: SimCLR's budget (batch 64, as their MiniVox yamls).
+for _name in ("moco", "vicreg", "swav"):
+    BUDGET[_name] = dict(BUDGET["simclr"])
 
 # The augmentation folders use the corpus seed plus this offset, so that
 # their babble voices are not training speakers.
 AUGMENTATION_SEED_OFFSET = 7919
 
-FRAMEWORKS = ("dino", "simclr")
+FRAMEWORKS = ("dino", "simclr", "moco", "vicreg", "swav")
+# What runs without --frameworks (the paper's two main frameworks).
+DEFAULT_FRAMEWORKS = ("dino", "simclr")
 # Torch threads per run (OMP_NUM_THREADS unless already set): on a loaded
 # 2-core machine two threads per process were 4-10x slower than one.
 DEFAULT_THREADS = 1
@@ -138,6 +143,9 @@ CONDITIONS = (
 YAMLS = {
     "dino": ("minivox_dino.yaml", "minivox_dino_ssps.yaml"),
     "simclr": ("minivox_simclr.yaml", "minivox_simclr_ssps.yaml"),
+    "moco": ("minivox_moco.yaml", "minivox_moco_ssps.yaml"),
+    "vicreg": ("minivox_vicreg.yaml", "minivox_vicreg_ssps.yaml"),
+    "swav": ("minivox_swav.yaml", "minivox_swav_ssps.yaml"),
 }
 
 METRICS = (
@@ -602,7 +610,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-offset", type=int, default=0)
     parser.add_argument("--out", default="results.json")
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument(
+        "--frameworks",
+        default=",".join(DEFAULT_FRAMEWORKS),
+        help=f"comma-separated, of {','.join(FRAMEWORKS)}",
+    )
     parser.add_argument(
         "--conditions",
         default=",".join(CONDITIONS),

@@ -36,6 +36,9 @@ _PUBLIC = {
     "Framework": "speechbrain_ssps.frameworks",
     "DINO": "speechbrain_ssps.frameworks",
     "SimCLR": "speechbrain_ssps.frameworks",
+    "MoCo": "speechbrain_ssps.frameworks",
+    "VICReg": "speechbrain_ssps.frameworks",
+    "SwAV": "speechbrain_ssps.frameworks",
 }
 
 __all__ = sorted(_PUBLIC)

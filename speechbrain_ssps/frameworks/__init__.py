@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from speechbrain_ssps.frameworks.base import Framework, unwrap
 from speechbrain_ssps.frameworks.dino import DINO
+from speechbrain_ssps.frameworks.moco import MoCo
 from speechbrain_ssps.frameworks.simclr import SimCLR
+from speechbrain_ssps.frameworks.swav import SwAV
+from speechbrain_ssps.frameworks.vicreg import VICReg
 
-#: The frameworks a yaml may name by their short name.
+#: The frameworks a yaml may name by their short name (the older form;
+#: MoCo, VICReg and SwAV are built with ``!new:`` only).
 FRAMEWORKS = {cls.name: cls for cls in (DINO, SimCLR)}
 
 
@@ -56,7 +60,10 @@ __all__ = [
     "DINO",
     "FRAMEWORKS",
     "Framework",
+    "MoCo",
     "SimCLR",
+    "SwAV",
+    "VICReg",
     "resolve_framework",
     "unwrap",
 ]

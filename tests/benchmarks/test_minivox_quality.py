@@ -186,3 +186,11 @@ def test_epoch_plot_has_one_line_per_condition(tmp_path):
     image = matplotlib.image.imread(path)
     assert image.shape[1] > image.shape[0]  # panels on a 3-wide grid
     assert image.std() > 0.05  # something was drawn
+
+
+def test_every_framework_has_both_yamls_in_the_recipe():
+    hparams = os.path.join(REPO, "recipes", "VoxCeleb", "SSPS", "hparams")
+    assert set(bench.YAMLS) == set(bench.FRAMEWORKS) == set(bench.BUDGET)
+    for plain, ssps_yaml in bench.YAMLS.values():
+        assert os.path.isfile(os.path.join(hparams, plain)), plain
+        assert os.path.isfile(os.path.join(hparams, ssps_yaml)), ssps_yaml
