@@ -572,6 +572,8 @@ def plot_epochs(results, framework, path, ssps_start):
     colours = {c: f"C{i}" for i, c in enumerate(CONDITIONS)}
     for ax, (key, title) in zip(axes, PLOTTED):
         for condition, summary in results[framework].items():
+            if condition == "oracle" and key.startswith("nmi_"):
+                continue  # its "clusters" are the labels themselves
             curves = {}
             for r in summary["runs"]:
                 for epoch, stats in r.get("per_epoch", {}).items():
