@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 from speechbrain.dataio.dataio import load_pkl, save_pkl
+from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
@@ -271,3 +272,31 @@ def _write_csv(path: str, rows: List[List]) -> None:
         writer.writerow(CSV_HEADER)
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def prepare_augmentations(hparams):
+    """One ``AddNoise`` per MUSAN category and ``AddReverb``, if prepared.
+
+    The CSV lists are written once (main process), then every process
+    builds its augmentations from them (``add_noise`` / ``add_reverb`` /
+    ``musan_snr`` of the yaml; used by ``train.py`` and ``train_pl.py``).
+    """
+    aug_folder = os.path.join(hparams["save_folder"], "augment")
+    args = [hparams["musan_folder"], hparams["rir_folder"], aug_folder]
+
+    def write_lists(musan_folder, rir_folder, folder):
+        return prepare_musan(musan_folder, folder), prepare_rir(
+            rir_folder, folder
+        )
+
+    run_on_main(write_lists, args=args)
+    musan, rir = write_lists(*args)  # lists already written: just read
+    augmentations = []
+    for category, csv_file in (musan or {}).items():
+        low, high = hparams["musan_snr"][category]
+        augmentations.append(
+            hparams["add_noise"](csv_file=csv_file, snr_low=low, snr_high=high)
+        )
+    if rir:
+        augmentations.append(hparams["add_reverb"](csv_file=rir))
+    return augmentations

@@ -126,35 +126,6 @@ def make_validator(hparams):
     )
 
 
-def prepare_augmentations(hparams):
-    """One ``AddNoise`` per MUSAN category and ``AddReverb``, if prepared.
-
-    The CSV lists are written once (main process), then every process
-    builds its augmentations from them.
-    """
-    from augment_prepare import prepare_musan, prepare_rir  # noqa
-
-    aug_folder = os.path.join(hparams["save_folder"], "augment")
-    args = [hparams["musan_folder"], hparams["rir_folder"], aug_folder]
-
-    def write_lists(musan_folder, rir_folder, folder):
-        return prepare_musan(musan_folder, folder), prepare_rir(
-            rir_folder, folder
-        )
-
-    run_on_main(write_lists, args=args)
-    musan, rir = write_lists(*args)  # lists already written: just read
-    augmentations = []
-    for category, csv_file in (musan or {}).items():
-        low, high = hparams["musan_snr"][category]
-        augmentations.append(
-            hparams["add_noise"](csv_file=csv_file, snr_low=low, snr_high=high)
-        )
-    if rir:
-        augmentations.append(hparams["add_reverb"](csv_file=rir))
-    return augmentations
-
-
 def check_inputs(hparams, hparams_file):
     """The manifest, every audio header, and the run's options.
 
@@ -282,6 +253,7 @@ if __name__ == "__main__":
 
     # Data preparation and start-up checks
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from augment_prepare import prepare_augmentations  # noqa
     from voxceleb_prepare import prepare_voxceleb  # noqa
 
     run_on_main(

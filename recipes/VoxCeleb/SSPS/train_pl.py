@@ -36,7 +36,6 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.checkpoints import ENCODER_CKPT, check_state_dict
@@ -191,37 +190,6 @@ def init_encoder(hparams):
     logger.info(f"Encoder initialised from {path}")
 
 
-def prepare_augmentations(hparams):
-    """One ``AddNoise`` per MUSAN category and ``AddReverb``, if given.
-
-    The same lists and options as ``train.py``: ``augment_prepare.py``
-    writes the CSVs under ``<save_folder>/augment`` (main process), then
-    every process reads them.
-    """
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from augment_prepare import prepare_musan, prepare_rir  # noqa: E402
-
-    folder = os.path.join(hparams["save_folder"], "augment")
-
-    def write_lists():
-        return (
-            prepare_musan(hparams["musan_folder"], folder),
-            prepare_rir(hparams["rir_folder"], folder),
-        )
-
-    run_on_main(write_lists)
-    musan, rir = write_lists()  # already written: only read
-    augmentations = []
-    for category, csv_file in (musan or {}).items():
-        low, high = hparams["musan_snr"][category]
-        augmentations.append(
-            hparams["add_noise"](csv_file=csv_file, snr_low=low, snr_high=high)
-        )
-    if rir:
-        augmentations.append(hparams["add_reverb"](csv_file=rir))
-    return augmentations
-
-
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -237,6 +205,9 @@ if __name__ == "__main__":
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from augment_prepare import prepare_augmentations  # noqa: E402
 
     augmentations = prepare_augmentations(hparams)
 
