@@ -55,3 +55,34 @@ def run_script(args, cwd=RECIPE, env=None, check=True, launcher=None):
             result.stdout[-3000:] + result.stderr[-3000:]
         )
     return result
+
+
+def verify_export(export, prep_folder, output_folder):
+    """Runs verify.py on an export; returns its ``results.json``."""
+    import json
+
+    run_script(
+        [
+            "verify.py",
+            "hparams/verification.yaml",
+            f"--export_folder={export}",
+            f"--prep_folder={prep_folder}",
+            f"--output_folder={output_folder}",
+            "--device=cpu",
+        ]
+    )
+    with open(os.path.join(output_folder, "results.json")) as f:
+        return json.load(f)
+
+
+def load_offline(export):
+    """The export behind SpeechBrain's ``SpeakerRecognition``, no network."""
+    from speechbrain.inference.speaker import SpeakerRecognition
+    from speechbrain.utils.fetching import FetchConfig
+
+    return SpeakerRecognition.from_hparams(
+        source=export,
+        savedir=None,
+        fetch_config=FetchConfig(allow_network=False),
+        run_opts={"device": "cpu"},
+    )

@@ -9,7 +9,7 @@ import os
 import sys
 
 import pytest
-from recipe_helpers import RECIPE, run_script
+from recipe_helpers import RECIPE, run_script, verify_export
 
 TINY_MODEL = ["--channels=[16,16,16,16,48]", "--emb_dim=32"]
 
@@ -146,18 +146,7 @@ def test_pseudo_labels_train_export_verify_iterate(
     export2 = os.path.join(out, "export")
     assert os.path.isfile(os.path.join(export2, "embedding_model.ckpt"))
     verification = os.path.join(out, "verification")
-    run_script(
-        [
-            "verify.py",
-            "hparams/verification.yaml",
-            f"--export_folder={export2}",
-            f"--prep_folder={run}/save",
-            f"--output_folder={verification}",
-            "--device=cpu",
-        ]
-    )
-    with open(os.path.join(verification, "results.json")) as f:
-        results = json.load(f)
+    results = verify_export(export2, f"{run}/save", verification)
     assert 0.0 <= results["O"]["eer_percent"] <= 100.0
     assert results["O"]["num_trials"] > 0
 

@@ -4,13 +4,12 @@ prep -> 2 training epochs (SSPS active in epoch 2) -> export -> verify ->
 offline load with SpeechBrain's ``SpeakerRecognition``, for every yaml.
 """
 
-import json
 import os
 import re
 
 import pytest
 import torch
-from recipe_helpers import run_script, tiny_args
+from recipe_helpers import load_offline, run_script, tiny_args, verify_export
 
 
 def _epochs(train_log):
@@ -84,18 +83,7 @@ def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
     assert os.path.isfile(os.path.join(export, "embedding_model.ckpt"))
 
     verification = os.path.join(out, "verification")
-    run_script(
-        [
-            "verify.py",
-            "hparams/verification.yaml",
-            f"--export_folder={export}",
-            f"--prep_folder={out}/save",
-            f"--output_folder={verification}",
-            "--device=cpu",
-        ]
-    )
-    with open(os.path.join(verification, "results.json")) as f:
-        results = json.load(f)
+    results = verify_export(export, f"{out}/save", verification)
     assert 0.0 <= results["O"]["eer_percent"] <= 100.0
     assert results["O"]["min_dcf"] >= 0.0
     assert results["O"]["num_trials"] > 0
@@ -103,15 +91,7 @@ def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
     assert len(pngs) >= 2
 
     # The export loads offline behind SpeechBrain's inference API.
-    from speechbrain.inference.speaker import SpeakerRecognition
-    from speechbrain.utils.fetching import FetchConfig
-
-    model = SpeakerRecognition.from_hparams(
-        source=export,
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": "cpu"},
-    )
+    model = load_offline(export)
     with open(os.path.join(out, "save", "trials_O.txt")) as f:
         _, enrol, test = f.readline().split()
     wavs = {}

@@ -4,13 +4,12 @@ prep -> 2 training epochs (SSPS active in epoch 2 for ``*_ssps``) ->
 export -> verify -> offline load with SpeechBrain's ``SpeakerRecognition``.
 """
 
-import json
 import os
 import re
 
 import pytest
 import torch
-from recipe_helpers import run_script, tiny_args
+from recipe_helpers import load_offline, run_script, tiny_args, verify_export
 
 # Framework-specific tiny sizes (the MoCo queue must exceed the batch of 4).
 TINY_FRAMEWORK = {
@@ -105,30 +104,11 @@ def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
     export = os.path.join(out, "export")
     assert os.path.isfile(os.path.join(export, "embedding_model.ckpt"))
     verification = os.path.join(out, "verification")
-    run_script(
-        [
-            "verify.py",
-            "hparams/verification.yaml",
-            f"--export_folder={export}",
-            f"--prep_folder={save}",
-            f"--output_folder={verification}",
-            "--device=cpu",
-        ]
-    )
-    with open(os.path.join(verification, "results.json")) as f:
-        results = json.load(f)
+    results = verify_export(export, save, verification)
     assert 0.0 <= results["O"]["eer_percent"] <= 100.0
     assert results["O"]["num_trials"] > 0
 
-    from speechbrain.inference.speaker import SpeakerRecognition
-    from speechbrain.utils.fetching import FetchConfig
-
-    model = SpeakerRecognition.from_hparams(
-        source=export,
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": "cpu"},
-    )
+    model = load_offline(export)
     emb = model.encode_batch(torch.zeros(2, 16000))
     assert emb.shape == (2, 1, 32)
 
