@@ -175,5 +175,15 @@ class Framework:
         """
         return {}
 
+    def require_two_views(self, brain) -> None:
+        """Stops a run that is not two global views and no local view."""
+        views = int(brain.hparams.num_global_views)
+        local = int(getattr(brain.hparams, "num_local_views", 0) or 0)
+        if views != 2 or local:
+            raise ValueError(
+                f"{type(self).__name__} needs num_global_views=2 and no "
+                f"local views, got {views} and {local}"
+            )
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

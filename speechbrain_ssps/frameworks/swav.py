@@ -303,13 +303,7 @@ class SwAV(Framework):
         self.positive_dim(brain.modules)
         if not isinstance(unwrap(brain.modules.ssl_loss), SwAVLoss):
             raise ValueError("SwAV needs ssl_loss: !new:...swav.SwAVLoss")
-        views = int(brain.hparams.num_global_views)
-        local = int(getattr(brain.hparams, "num_local_views", 0) or 0)
-        if views != 2 or local:
-            raise ValueError(
-                f"SwAV needs num_global_views=2 and no local views, got "
-                f"{views} and {local}"
-            )
+        self.require_two_views(brain)
 
     def forward(
         self, brain, groups: List[torch.Tensor], student: torch.Tensor

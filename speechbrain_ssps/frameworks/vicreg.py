@@ -232,13 +232,7 @@ class VICReg(Framework):
     def on_fit_start(self, brain) -> None:
         """Checks the modules and the number of views."""
         self.positive_dim(brain.modules)
-        views = int(brain.hparams.num_global_views)
-        local = int(getattr(brain.hparams, "num_local_views", 0) or 0)
-        if views != 2 or local:
-            raise ValueError(
-                f"VICReg needs num_global_views=2 and no local views, got "
-                f"{views} and {local}"
-            )
+        self.require_two_views(brain)
 
     def forward(
         self, brain, groups: List[torch.Tensor], student: torch.Tensor
