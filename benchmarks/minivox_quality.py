@@ -525,10 +525,18 @@ def markdown_table(results):
         "ssps_fill_pass": "SSPS, queues filled by a pass",
         "ssps_paper": "SSPS, filled by a pass, |Q'| = K",
     }
+    most = max(
+        (s.get("num_seeds", 0) for c in results.values() for s in c.values()),
+        default=0,
+    )
     for framework, conditions in results.items():
         for condition, s in conditions.items():
+            name = names[condition]
+            if s.get("num_seeds", most) < most:  # e.g. merged partial runs
+                n = s["num_seeds"]
+                name += f" ({n} seed{'s' if n > 1 else ''})"
             lines.append(
-                f"| {framework} | {names[condition]} | {fmt(s, 'eer')} "
+                f"| {framework} | {name} | {fmt(s, 'eer')} "
                 f"| {fmt(s, 'mindcf', digits=3)} "
                 f"| {fmt(s, 'nmi_speaker', digits=3)} "
                 f"| {fmt(s, 'nmi_video', digits=3)} "
@@ -560,7 +568,6 @@ def plot_epochs(results, framework, path, ssps_start):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import MaxNLocator
 
     rows = (len(PLOTTED) + 2) // 3
