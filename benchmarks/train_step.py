@@ -18,8 +18,17 @@ reference encoder) are wrapped with timers, so their shares are fractions
 of the same measured steps (median over steps of the per-step fraction).
 For DINO the queue stores the teacher's 256-d bottleneck (the recipe's
 ``dino_queue: bottleneck``); "re-proj" is the rest of
-``SSLBrain._ssps_dino_targets`` (mostly the current teacher's prototype
-layer applied to the swapped bottlenecks).
+``DINO.targets`` (mostly the current teacher's prototype layer applied to
+the swapped bottlenecks, in float32).
+
+``--precision fp32,bf16`` (SpeechBrain's ``--precision``: autocast around
+the forward and the loss; fp16 adds a ``GradScaler``, CUDA only) runs the
+whole measurement once per precision and adds a table of steps per second
+and peak memory: ``torch.cuda.max_memory_allocated`` over each step (reset
+before it) on CUDA; on the CPU the process's peak resident set size so far
+(``ru_maxrss``, which never goes down: an upper bound, not a per-step
+figure). Default: fp32 and bf16 on CUDA (bf16 only where the device
+supports it), fp32 on the CPU (bf16 works there too).
 
 Not in the timed step: data loading and cropping (the waveforms are made
 beforehand), augmentation (no MUSAN/RIR folders), the k-means at the start
@@ -33,6 +42,9 @@ Run::
 
     python benchmarks/train_step.py --threads 1      # CPU defaults
     python benchmarks/train_step.py --device cuda    # C=1024, batch 128
+    python benchmarks/train_step.py --threads 1 --precision fp32,bf16 \
+        --channels 64 --batch 2 --steps 2 --utterances 200 --clusters 20 \
+        --queue 200                                  # tiny CPU check
 
 On the project's shared 2-core machine the CPU defaults took 12 min with
 ``--threads 1`` at a load average of 5-9 (with 2 threads under such load,
@@ -42,7 +54,9 @@ CPU defaults: C in {512, 1024}, DINO batch 8 with 2 x 2 s global and
 4 x 1 s local crops, SimCLR batch 16 with 2 x 1 s crops, 2 s reference
 crops, 1 warm-up and 3 timed steps. CUDA defaults: the paper's shapes
 (C=1024; DINO batch 128, 2 x 4 s + 4 x 2 s; SimCLR batch 256, 2 x 2 s;
-4 s reference), 3 warm-up and 10 timed steps. SSPS state, both devices:
+4 s reference), 3 warm-up and 10 timed steps; 128 is the paper's DINO
+batch, global and per GPU (the recipe's yamls: ``batch_size: 128`` on one
+process). SSPS state, both devices:
 N=20,000 utterances, K=2,000 clusters (the paper: N=1,092,009, K=25,000),
 |Q'|=25,000 (the paper's), NCS with M=1.
 """
@@ -50,6 +64,7 @@ N=20,000 utterances, K=2,000 clusters (the paper: N=1,092,009, K=25,000),
 import argparse
 import gc
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -63,6 +78,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_ssps.brain import SSLBrain
+from speechbrain_ssps.preflight import check_precision
 from speechbrain_ssps.ssps import SSPS
 
 HPARAMS_DIR = (
@@ -147,9 +163,20 @@ def parse_args():
         help="torch CPU threads (default: torch's; on a loaded shared "
         "machine 1 avoids OpenMP threads waiting for each other)",
     )
+    parser.add_argument(
+        "--precision",
+        help="comma-separated SpeechBrain precisions (fp32, bf16, fp16); "
+        "default fp32,bf16 on CUDA, fp32 on the CPU",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     cuda = torch.device(args.device).type == "cuda"
+    if args.precision is None:
+        bf16 = cuda and torch.cuda.is_bf16_supported()
+        args.precision = "fp32,bf16" if bf16 else "fp32"
+    args.precisions = [p.strip() for p in args.precision.split(",") if p]
+    for precision in args.precisions:
+        check_precision(precision, args.device)
     for key, value in (CUDA_DEFAULTS if cuda else CPU_DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -223,7 +250,7 @@ def load_hparams(framework, channels, args, out_dir):
         return load_hyperpyyaml(fin, overrides)
 
 
-def make_brain(hparams, device, steps_per_epoch, ssps=None):
+def make_brain(hparams, device, steps_per_epoch, precision, ssps=None):
     """An ``SSLBrain`` as the recipe builds it (no checkpointer, no data)."""
     modules = dict(hparams["modules"])
     if ssps is not None:
@@ -232,7 +259,11 @@ def make_brain(hparams, device, steps_per_epoch, ssps=None):
         modules=modules,
         opt_class=hparams["opt_class"],
         hparams=hparams,
-        run_opts={"device": str(device), "noprogressbar": True},
+        run_opts={
+            "device": str(device),
+            "noprogressbar": True,
+            "precision": precision,
+        },
     )
     brain.steps_per_epoch = steps_per_epoch  # set by make_dataloader
     brain.on_fit_start()
@@ -283,7 +314,28 @@ def make_batch(indices, view_seconds, ref_seconds, gen):
     return PaddedBatch(items)
 
 
-def bench_one(framework, channels, args, device, out_dir):
+class PeakMemory:
+    """Peak memory of one step: CUDA allocations, or the process's RSS."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.device = device
+
+    def reset(self) -> None:
+        """Starts a step (CUDA: resets the peak statistics)."""
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak(self) -> int:
+        """Bytes: CUDA peak since :meth:`reset`, else peak RSS so far."""
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            return torch.cuda.max_memory_allocated(self.device)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bench_one(framework, channels, args, device, out_dir, precision="fp32"):
     """Times baseline and SSPS steps of one framework at one width."""
     hparams = load_hparams(framework, channels, args, out_dir)
     batch_size = hparams["batch_size"]
@@ -297,8 +349,8 @@ def bench_one(framework, channels, args, device, out_dir):
         pos_dim=hparams["framework"].positive_dim(hparams["modules"]),
     )
     steps_per_epoch = args.utterances // batch_size
-    base = make_brain(hparams, device, steps_per_epoch)
-    brain = make_brain(hparams, device, steps_per_epoch, ssps)
+    base = make_brain(hparams, device, steps_per_epoch, precision)
+    brain = make_brain(hparams, device, steps_per_epoch, precision, ssps)
     gen = torch.Generator().manual_seed(args.seed)
     fill_queues(ssps, gen)
     enter_epoch(base, ssps.start_epoch)
@@ -310,10 +362,9 @@ def bench_one(framework, channels, args, device, out_dir):
     for name in ("sample", "swap", "update"):
         setattr(ssps, name, timed(getattr(ssps, name), name, totals, clock))
     brain.encode_reference = timed(brain.encode_reference, "ref", totals, clock)
-    if framework == "dino":
-        brain._ssps_dino_targets = timed(
-            brain._ssps_dino_targets, "targets", totals, clock
-        )
+    if framework == "dino":  # an instance attribute shadows the method
+        dino = brain.framework
+        dino.targets = timed(dino.targets, "targets", totals, clock)
 
     n_steps = args.warmup + args.steps
     batches = [
@@ -326,24 +377,45 @@ def bench_one(framework, channels, args, device, out_dir):
         for _ in range(n_steps)
     ]
     rows = defaultdict(list)
+    memory = PeakMemory(device)
     for step, batch in enumerate(batches):
+        memory.reset()
         start = clock.now()
-        base.fit_batch(batch)
+        loss = base.fit_batch(batch)
         base_s = clock.now() - start
+        base_mem = memory.peak()
         totals.clear()
+        memory.reset()
         start = clock.now()
-        brain.fit_batch(batch)
+        loss_ssps = brain.fit_batch(batch)
         ssps_s = clock.now() - start
+        ssps_mem = memory.peak()
+        rows["finite"].append(
+            bool(torch.isfinite(loss) and torch.isfinite(loss_ssps))
+        )
         if step < args.warmup:
             continue
         rows["base"].append(base_s)
         rows["ssps"].append(ssps_s)
+        rows["base_mem"].append(base_mem)
+        rows["ssps_mem"].append(ssps_mem)
         for key in SSPS_TIMERS:
             rows[key].append(totals[key])
     coverage = ssps.metrics()["coverage"]
     del base, brain, ssps, hparams, batches
     gc.collect()
-    return summarise(framework, channels, batch_size, rows, kmeans_s, coverage)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    result = summarise(
+        framework, channels, batch_size, rows, kmeans_s, coverage
+    )
+    result.update(
+        precision=precision,
+        base_mem=max(rows["base_mem"]),
+        ssps_mem=max(rows["ssps_mem"]),
+        finite=all(rows["finite"]),
+    )
+    return result
 
 
 def summarise(framework, channels, batch_size, rows, kmeans_s, coverage):
@@ -407,7 +479,8 @@ def print_steps(results, args, device, load_before, load_after):
     )
     print()
     head = (
-        f"{'framework':<13} {'C':>5} {'B':>4} {'base s':>8} {'+SSPS s':>8} "
+        f"{'framework':<13} {'prec':>4} {'C':>5} {'B':>4} {'base s':>8} "
+        f"{'+SSPS s':>8} "
         f"{'ratio':>6} {'s+s+u ms':>9} {'share':>6} {'ref s':>7} "
         f"{'share':>6} {'+ref':>6} {'re-proj ms':>10} {'k-means s':>9} "
         f"{'cover':>5}"
@@ -418,7 +491,8 @@ def print_steps(results, args, device, load_before, load_after):
         name = {"dino": "DINO", "simclr": "SimCLR"}[r["framework"]]
         reproj = "-" if r["reproj"] is None else f"{r['reproj'] * 1e3:.1f}"
         print(
-            f"{name + '(+SSPS)':<13} {r['channels']:>5} {r['batch']:>4} "
+            f"{name + '(+SSPS)':<13} {r['precision']:>4} "
+            f"{r['channels']:>5} {r['batch']:>4} "
             f"{r['base']:>8.3f} {r['ssps']:>8.3f} {r['ratio']:>6.3f} "
             f"{r['ops'] * 1e3:>9.2f} {r['ops_share']:>6.2%} "
             f"{r['ref']:>7.3f} {r['ref_share']:>6.1%} "
@@ -431,9 +505,47 @@ def print_steps(results, args, device, load_before, load_after):
         "median of paired (+SSPS / base);\ns+s+u: ssps.sample + swap + "
         "update, share = of the +SSPS step; ref: brain.encode_reference "
         "(reference encoder,\neval, no grad); +ref: share of s+s+u + ref; "
-        "re-proj: rest of _ssps_dino_targets (teacher prototypes on the\n"
+        "re-proj: rest of DINO.targets (teacher prototypes on the\n"
         "swapped bottlenecks); k-means: once at the epoch start (not in the "
         "step); cover: fraction of anchors given a pseudo-positive."
+    )
+
+
+def print_precision(results, device):
+    """Steps per second and peak memory per precision (vs fp32)."""
+    cuda = device.type == "cuda"
+    what = (
+        "torch.cuda.max_memory_allocated per step"
+        if cuda
+        else "process peak RSS so far (ru_maxrss; monotone, an upper bound)"
+    )
+    print()
+    print(f"Precision: steps per second (median) and peak memory ({what})")
+    head = (
+        f"{'framework':<8} {'C':>5} {'B':>4} {'prec':>4} {'base it/s':>9} "
+        f"{'+SSPS it/s':>10} {'speed-up':>8} {'base mem':>9} "
+        f"{'+SSPS mem':>9} {'finite':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    fp32 = {
+        (r["framework"], r["channels"]): r
+        for r in results
+        if r["precision"] == "fp32"
+    }
+    for r in results:
+        name = {"dino": "DINO", "simclr": "SimCLR"}[r["framework"]]
+        ref = fp32.get((r["framework"], r["channels"]))
+        speed = f"{ref['ssps'] / r['ssps']:.2f}x" if ref else "-"
+        print(
+            f"{name:<8} {r['channels']:>5} {r['batch']:>4} "
+            f"{r['precision']:>4} {1 / r['base']:>9.3f} "
+            f"{1 / r['ssps']:>10.3f} {speed:>8} {_fmt(r['base_mem']):>9} "
+            f"{_fmt(r['ssps_mem']):>9} {str(r['finite']):>6}"
+        )
+    print(
+        "speed-up: fp32 +SSPS step time / this precision's; finite: every "
+        "loss (warm-up included) finite."
     )
 
 
@@ -529,19 +641,28 @@ def main():
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for channels in args.channels:
-            for framework in args.frameworks:
-                start = time.perf_counter()
-                results.append(
-                    bench_one(framework, channels, args, device, Path(tmp))
-                )
-                print(
-                    f"[{framework} C={channels}: "
-                    f"{time.perf_counter() - start:.0f} s]",
-                    flush=True,
-                )
+        for precision in args.precisions:
+            for channels in args.channels:
+                for framework in args.frameworks:
+                    start = time.perf_counter()
+                    results.append(
+                        bench_one(
+                            framework,
+                            channels,
+                            args,
+                            device,
+                            Path(tmp),
+                            precision,
+                        )
+                    )
+                    print(
+                        f"[{framework} C={channels} {precision}: "
+                        f"{time.perf_counter() - start:.0f} s]",
+                        flush=True,
+                    )
     print()
     print_steps(results, args, device, load_before, os.getloadavg())
+    print_precision(results, device)
     print_memory()
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
 

@@ -66,6 +66,8 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 
+from speechbrain_ssps.precision import full_precision
+
 __all__ = [
     "KMeansResult",
     "available_backends",
@@ -249,9 +251,10 @@ def spherical_kmeans(
     first = torch.randperm(num_rows, generator=generator)[:num_clusters]
     init = xn[first.to(xn.device)]
 
-    # 3. Run the backend.
+    # 3. Run the backend (in float32 even inside an autocast region).
     if backend == "torch":
-        return _torch_kmeans(xn, init, num_iters, chunk_size)
+        with full_precision(xn):
+            return _torch_kmeans(xn, init, num_iters, chunk_size)
     return _faiss_kmeans(xn, init, num_iters, seed)
 
 

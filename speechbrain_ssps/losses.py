@@ -15,7 +15,8 @@ loops replaced by single matrix products.
   autograd-aware all-gather.
 
 Both losses run in float32 with autocast disabled: with temperatures of
-0.03-0.04, bf16 logits would be off by a sizeable fraction of a unit.
+0.03-0.04, bf16 logits would be off by a sizeable fraction of a unit (the
+full list of what keeps full precision: :mod:`speechbrain_ssps.precision`).
 """
 
 from typing import Optional
@@ -41,7 +42,9 @@ class DINOLoss(nn.Module):
     teacher side carries no gradient. After each call, the centre moves
     towards the batch mean of the raw teacher outputs (mean over all ranks):
     ``c <- m * c + (1 - m) * mean(t)``, with the centre used by the loss being
-    the one from before the update (as in reference DINO and sslsv).
+    the one from before the update (as in reference DINO and sslsv). With
+    ``defer_center_update`` (set by the DINO framework), the calls only
+    accumulate and :meth:`step_center` updates once per optimizer step.
 
     Arguments
     ---------
@@ -126,6 +129,11 @@ class DINOLoss(nn.Module):
         self.warmup_teacher_temp_epochs = int(warmup_teacher_temp_epochs)
         self.center_momentum = float(center_momentum)
         self.register_buffer("center", torch.zeros(1, out_dim))
+        #: True: ``forward`` only accumulates the teacher outputs and
+        #: :meth:`step_center` moves the centre (once per optimizer step).
+        self.defer_center_update = False
+        self._pending: Optional[torch.Tensor] = None  # sum of [1, out_dim]
+        self._pending_rows = 0
 
     @property
     def n_views(self) -> int:
@@ -238,8 +246,51 @@ class DINOLoss(nn.Module):
             keep = torch.ones(n_g, n_v, dtype=torch.bool, device=ce.device)
             keep[torch.arange(n_g), torch.arange(n_g)] = False
             loss = ce[keep].mean()
-        self.update_center(teacher_out)
+        if self.defer_center_update:
+            self.accumulate_center(teacher_out)
+        else:
+            self.update_center(teacher_out)
         return loss
+
+    @torch.no_grad()
+    def accumulate_center(self, teacher_out: torch.Tensor) -> None:
+        """Adds the raw teacher outputs to the next :meth:`step_center`.
+
+        Arguments
+        ---------
+        teacher_out : torch.Tensor
+            Teacher outputs ``[n_global * B, out_dim]`` (before centring).
+        """
+        rows = teacher_out.detach().float().sum(dim=0, keepdim=True)
+        self._pending = rows if self._pending is None else self._pending + rows
+        self._pending_rows += teacher_out.shape[0]
+
+    @torch.no_grad()
+    def step_center(self) -> None:
+        """One centre update from the outputs accumulated since the last.
+
+        With gradient accumulation, the batches of one optimizer step are
+        centred with the same centre, then it moves once towards their
+        mean (all ranks): as one batch of their total size. No-op when
+        nothing was accumulated.
+
+        Example
+        -------
+        >>> loss_fn = DINOLoss(out_dim=2, n_global=2, n_local=0)
+        >>> loss_fn.defer_center_update = True
+        >>> for t in (torch.zeros(2, 2), torch.full((2, 2), 2.0)):
+        ...     _ = loss_fn(torch.randn(2, 2), t, epoch=0)
+        >>> loss_fn.center.tolist()  # unchanged until the step
+        [[0.0, 0.0]]
+        >>> loss_fn.step_center()
+        >>> [round(v, 4) for v in loss_fn.center[0].tolist()]  # 0.1 * 1.0
+        [0.1, 0.1]
+        """
+        if self._pending is None:
+            return
+        batch_mean = self._pending / self._pending_rows
+        self._pending, self._pending_rows = None, 0
+        self._move_center(batch_mean)
 
     @torch.no_grad()
     def update_center(self, teacher_out: torch.Tensor) -> None:
@@ -251,7 +302,12 @@ class DINOLoss(nn.Module):
             Teacher outputs ``[n_global * B, out_dim]`` (before centring).
             The batch mean is averaged over ranks when distributed.
         """
-        batch_mean = teacher_out.detach().float().mean(dim=0, keepdim=True)
+        self._move_center(
+            teacher_out.detach().float().mean(dim=0, keepdim=True)
+        )
+
+    def _move_center(self, batch_mean: torch.Tensor) -> None:
+        """``c <- m c + (1 - m) mean``, the mean averaged over ranks."""
         all_reduce_mean_(batch_mean)
         m = self.center_momentum
         self.center.mul_(m).add_(batch_mean.to(self.center), alpha=1.0 - m)

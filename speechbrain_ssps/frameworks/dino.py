@@ -25,6 +25,7 @@ from typing import Dict, List, Tuple
 import torch
 
 from speechbrain_ssps.frameworks.base import Framework, unwrap
+from speechbrain_ssps.precision import full_precision
 from speechbrain_ssps.teacher import (
     cancel_last_layer_gradients_,
     copy_student_to_teacher,
@@ -91,8 +92,11 @@ class DINO(Framework):
         """The teacher starts as a copy of the student.
 
         A recovered checkpoint then overwrites it with its saved state.
+        The loss's centre moves once per optimizer step (after the EMA),
+        from the teacher outputs of the accumulated batches.
         """
         modules = brain.modules
+        unwrap(modules.ssl_loss).defer_center_update = True
         copy_student_to_teacher(modules.embedding_model, modules.teacher_model)
         copy_student_to_teacher(modules.head, modules.teacher_head)
 
@@ -115,7 +119,7 @@ class DINO(Framework):
             t_bottleneck = modules.teacher_head.bottleneck(t_repr)
             out["teacher_bottleneck"] = t_bottleneck
             out["teacher"] = (
-                modules.teacher_head.prototypes(t_bottleneck)
+                self._teacher_logits(brain, t_bottleneck)
                 if self.stores_logits
                 else None
             )
@@ -140,9 +144,15 @@ class DINO(Framework):
         rows, views = self.positives(brain, predictions, indices.numel())
         targets = brain.ssps_positives(indices, predictions, rows, views)
         if not self.stores_logits:
-            with torch.no_grad():
-                targets = brain.modules.teacher_head.prototypes(targets)
+            targets = self._teacher_logits(brain, targets)
         return targets
+
+    @staticmethod
+    @torch.no_grad()
+    def _teacher_logits(brain, bottleneck: torch.Tensor) -> torch.Tensor:
+        """The teacher's prototype layer in float32 (autocast off)."""
+        with full_precision(bottleneck):
+            return brain.modules.teacher_head.prototypes(bottleneck.float())
 
     def loss(self, brain, predictions: Dict, indices: torch.Tensor):
         """DINO's cross-entropy with the (swapped) teacher targets."""
@@ -167,6 +177,7 @@ class DINO(Framework):
             modules.teacher_model, unwrap(modules.embedding_model), momentum
         )
         ema_update_(modules.teacher_head, unwrap(modules.head), momentum)
+        unwrap(modules.ssl_loss).step_center()
 
     def epoch_stats(self, brain, step: int) -> Dict[str, float]:
         """Teacher momentum and temperature."""

@@ -35,6 +35,7 @@ from torch import nn
 
 from speechbrain_ssps.distributed import all_gather_no_grad, world_size
 from speechbrain_ssps.frameworks.base import Framework, unwrap
+from speechbrain_ssps.precision import full_precision
 from speechbrain_ssps.teacher import copy_student_to_teacher, ema_update_
 
 
@@ -143,16 +144,18 @@ class MoCoLoss(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``(l(q1, k2, Q_2) + l(q2, k1, Q_1)) / 2``.
+            ``(l(q1, k2, Q_2) + l(q2, k1, Q_1)) / 2``, in float32 with
+            autocast off (the logits are divided by tau).
         """
-        q1, q2 = query.chunk(2)
-        k1, k2 = key.detach().chunk(2)
-        # A copy: the queue is written (enqueue) before the backward pass,
-        # which needs the negatives as they were.
-        queue = self.queue.detach().clone()
-        loss_1 = info_nce(q1, k2, queue[1], self.temperature)
-        loss_2 = info_nce(q2, k1, queue[0], self.temperature)
-        return (loss_1 + loss_2) / 2
+        with full_precision(query):
+            q1, q2 = query.float().chunk(2)
+            k1, k2 = key.detach().float().chunk(2)
+            # A copy: the queue is written (enqueue) before the backward
+            # pass, which needs the negatives as they were.
+            queue = self.queue.detach().float().clone()
+            loss_1 = info_nce(q1, k2, queue[1], self.temperature)
+            loss_2 = info_nce(q2, k1, queue[0], self.temperature)
+            return (loss_1 + loss_2) / 2
 
     @torch.no_grad()
     def enqueue(self, key: torch.Tensor) -> None:

@@ -38,6 +38,7 @@ from speechbrain_ssps.distributed import (
     world_size,
 )
 from speechbrain_ssps.frameworks.base import Framework, unwrap
+from speechbrain_ssps.precision import full_precision
 from speechbrain_ssps.teacher import cancel_last_layer_gradients_
 
 
@@ -236,13 +237,20 @@ class SwAVLoss(nn.Module):
         return sinkhorn_knopp(scores, self.sk_epsilon, self.sk_iters)[:n]
 
     def forward(self, z1, z2, prototypes, epoch: int) -> torch.Tensor:
-        """The loss of two views' normalised embeddings ``[B, D]``."""
-        # One call for both views (one forward of a DDP-wrapped module).
-        scores = list(prototypes(torch.cat([z1, z2])).chunk(2))
-        codes = [
-            self.codes(s, v, prototypes, epoch) for v, s in enumerate(scores)
-        ]
-        return swapped_prediction_loss(scores, codes, self.temperature)
+        """The loss of two views' normalised embeddings ``[B, D]``.
+
+        In float32 with autocast off: the prototype scores, divided by the
+        temperature, and the Sinkhorn codes (float64 inside).
+        """
+        with full_precision(z1):
+            # One call for both views (one forward of a DDP-wrapped module).
+            z = torch.cat([z1, z2]).float()
+            scores = list(prototypes(z).chunk(2))
+            codes = [
+                self.codes(s, v, prototypes, epoch)
+                for v, s in enumerate(scores)
+            ]
+            return swapped_prediction_loss(scores, codes, self.temperature)
 
     @torch.no_grad()
     def enqueue(self, z1: torch.Tensor, z2: torch.Tensor) -> None:

@@ -35,6 +35,7 @@ from torch import nn
 
 from speechbrain_ssps.distributed import all_gather_with_grad
 from speechbrain_ssps.frameworks.base import Framework, unwrap
+from speechbrain_ssps.precision import full_precision
 
 
 class MLPProjector(nn.Module):
@@ -185,12 +186,14 @@ class VICRegLoss(nn.Module):
                 f"VICReg needs two [B, D] branches, got {tuple(za.shape)} "
                 f"and {tuple(zb.shape)}"
             )
-        inv = F.mse_loss(za, zb)
-        za, zb = all_gather_with_grad(za), all_gather_with_grad(zb)
-        if za.shape[0] < 2:
-            raise ValueError("VICReg needs a global batch of at least 2")
-        var = variance_term(za, self.eps) + variance_term(zb, self.eps)
-        cov = covariance_term(za) + covariance_term(zb)
+        with full_precision(za):  # float32 variance and covariance
+            za, zb = za.float(), zb.float()
+            inv = F.mse_loss(za, zb)
+            za, zb = all_gather_with_grad(za), all_gather_with_grad(zb)
+            if za.shape[0] < 2:
+                raise ValueError("VICReg needs a global batch of at least 2")
+            var = variance_term(za, self.eps) + variance_term(zb, self.eps)
+            cov = covariance_term(za) + covariance_term(zb)
         self.last_terms = {
             "inv": inv.detach(),
             "var": var.detach(),

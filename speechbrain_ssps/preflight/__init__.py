@@ -11,7 +11,8 @@ not hours into an epoch. Two entry points:
   problems are reported in one :class:`ManifestError`.
 * :func:`check_training_options`
   (:mod:`~speechbrain_ssps.preflight.options`) checks batch size, epochs and
-  the SSPS start against each other and the size of the training set.
+  the SSPS start against each other and the size of the training set;
+  :func:`check_run_precision` stops a ``--precision`` the device lacks.
 
 Example
 -------
@@ -27,7 +28,11 @@ from speechbrain_ssps.preflight.manifest import (
     ManifestReport,
     check_manifest,
 )
-from speechbrain_ssps.preflight.options import check_training_options
+from speechbrain_ssps.preflight.options import (
+    check_precision,
+    check_run_precision,
+    check_training_options,
+)
 
 __all__ = [
     "FLOAT_SUBTYPES",
@@ -35,5 +40,7 @@ __all__ = [
     "ManifestError",
     "ManifestReport",
     "check_manifest",
+    "check_precision",
+    "check_run_precision",
     "check_training_options",
 ]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from speechbrain_ssps import distributed
 from speechbrain_ssps.kmeans import spherical_kmeans
+from speechbrain_ssps.precision import full_precision
 from speechbrain_ssps.ssps.index import nearest_clusters
 from speechbrain_ssps.ssps.options import CLUSTER_NEIGHBOUR_METHODS
 
@@ -140,7 +141,7 @@ class Clustering(torch.nn.Module):
         centroids = torch.zeros_like(self.centroids)
         assignments = torch.full_like(self.assignments, -1)
         if distributed.rank() == 0:
-            result = spherical_kmeans(
+            result = spherical_kmeans(  # float32 (autocast off inside)
                 self.ref_queue[rows].float(),
                 self.num_clusters,
                 num_iters=self.kmeans_iters,
@@ -153,7 +154,8 @@ class Clustering(torch.nn.Module):
             torch.distributed.broadcast(centroids, src=0)
             torch.distributed.broadcast(assignments, src=0)
         self.kmeans_seconds = time.perf_counter() - start
-        self.set_clusters(assignments, centroids)
+        with full_precision(dev):  # the centroid similarities of NCS
+            self.set_clusters(assignments, centroids)
 
     def set_clusters(
         self,
