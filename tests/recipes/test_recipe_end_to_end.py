@@ -42,6 +42,7 @@ def test_prep_train_export_verify_load(yaml, corpus, tmp_path):
     # Training artefacts (SpeechBrain's experiment folder + manifests).
     for name in (
         "train_log.txt",
+        "curves.png",  # written after every epoch (speechbrain_ssps.curves)
         "log.txt",
         "env.log",
         "hyperparams.yaml",

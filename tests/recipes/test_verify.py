@@ -207,3 +207,30 @@ def test_s_norm_matches_formula(tree, tmp_path, monkeypatch):
     )
     got = torch.tensor([float(r[3]) for r in rows], dtype=torch.float64)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_plot_titles_name_the_corpus_and_list(tmp_path):
+    # The test tree of a plain VoxCeleb-shaped corpus...
+    wav = tmp_path / "vox" / "wav" / "id1" / "v1" / "00001.wav"
+    test = {"id1/v1/00001": {"ID": "id1/v1/00001", "wav": str(wav)}}
+    assert verify.corpus_of(test) == "VoxCeleb1"
+    assert verify.list_title("VoxCeleb1", "O") == "VoxCeleb1-O"
+    # ... and MiniVox, recognised by its marker at the dataset root.
+    (tmp_path / "vox").mkdir(exist_ok=True)
+    (tmp_path / "vox" / "minivox.json").write_text("{}")
+    assert verify.corpus_of(test) == "MiniVox"
+    assert verify.list_title("MiniVox", "O") == "MiniVox, trials O"
+    assert verify.list_title("VoxCeleb1", "mine") == "VoxCeleb1, trials mine"
+
+
+def test_corpus_name_option_titles_the_plots(tree, tmp_path, monkeypatch):
+    titles = []
+    for name in ("plot_det", "plot_score_histogram"):
+        monkeypatch.setattr(
+            verify,
+            name,
+            lambda *args, title=None, **kwargs: titles.append(title),
+        )
+    run_verify(tree, tmp_path / "v", "--corpus_name=CN-Celeb")
+    assert titles[0].startswith("CN-Celeb, trials O: EER ")
+    assert titles[1].startswith("CN-Celeb, trials O: ")

@@ -187,7 +187,7 @@ def main(argv=None):
     for label, value in rows:
         print(f"| {label:30s} | {value:>10s} |")
     print("\nSSPS diagnostics are those of the last training epoch.")
-    print(f"Plots: {verification}")
+    print(f"Plots: {verification}; training curves: {out}/curves.png")
     print(
         "Time: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())

@@ -39,6 +39,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.checkpoints import ENCODER_CKPT, check_state_dict
+from speechbrain_ssps.curves import write_training_curves
 from speechbrain_ssps.view_augmentation import ViewAugmenter
 
 logger = get_logger(__name__)
@@ -86,7 +87,7 @@ class PseudoLabelBrain(sb.Brain):
         self._correct, self._total = 0, 0
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs the epoch and saves an end-of-epoch checkpoint."""
+        """Logs the epoch, saves a checkpoint, redraws ``curves.png``."""
         if stage != sb.Stage.TRAIN:
             return
         error = 1.0 - self._correct / max(self._total, 1)
@@ -100,6 +101,8 @@ class PseudoLabelBrain(sb.Brain):
             end_of_epoch=True,
             num_to_keep=int(self.hparams.keep_checkpoints),
         )
+        if sb.utils.distributed.if_main_process():
+            write_training_curves(self.hparams)  # <output_folder>/curves.png
 
 
 def read_chunk(path, chunk, rng):

@@ -24,7 +24,9 @@ To run::
         --output_folder=results/dino_ssps/1986/verification
 
 Options: ``--trial_lists=[O]``, ``--score_norm=as-norm``, ``--device=cuda:0``
-(see ``hparams/verification.yaml``).
+(see ``hparams/verification.yaml``). The plots are titled by corpus and list
+(``VoxCeleb1-O``, ``MiniVox, trials O``; ``--corpus_name=...`` overrides
+the corpus found from the test data).
 
 Authors
  * speechbrain-ssps contributors
@@ -243,11 +245,37 @@ def tsne_selection(
     return uids, [test[u].get("spk_id") or u.split("/")[0] for u in uids]
 
 
+def corpus_of(test: Dict[str, Dict[str, str]]) -> str:
+    """The corpus of the test utterances, for the plot titles.
+
+    ``MiniVox`` when a dataset root (``<root>/wav/<spk>/<video>/<utt>``)
+    holds the MiniVox marker ``minivox.json``, else ``VoxCeleb1`` (the
+    corpus whose trial lists ``voxceleb_prepare.py`` reads).
+    """
+    roots = set()
+    for row in test.values():
+        root = row["wav"]
+        for _ in range(4):
+            root = os.path.dirname(root)
+        roots.add(root)
+    for root in roots:
+        if os.path.isfile(os.path.join(root, "minivox.json")):
+            return "MiniVox"
+    return "VoxCeleb1"
+
+
+def list_title(corpus: str, name: str) -> str:
+    """``VoxCeleb1-O`` for VoxCeleb1's lists, else ``<corpus>, trials O``."""
+    if corpus == "VoxCeleb1" and name in STANDARD_ORDER:
+        return f"VoxCeleb1-{name}"
+    return f"{corpus}, trials {name}"
+
+
 def save_plots(
-    name: str, stats: dict, scores, labels, output_folder: str
+    name: str, stats: dict, scores, labels, output_folder: str, corpus: str
 ) -> None:
-    """``det_<name>.png`` and ``score_hist_<name>.png``."""
-    title = f"VoxCeleb1-{name}" if name in STANDARD_ORDER else name
+    """``det_<name>.png`` and ``score_hist_<name>.png``, titled by list."""
+    title = list_title(corpus, name)
     plot_det(
         scores,
         labels,
@@ -258,7 +286,7 @@ def save_plots(
         scores,
         labels,
         os.path.join(output_folder, f"score_hist_{name}.png"),
-        title=title,
+        title=f"{title}: {len(scores)} trials",
     )
 
 
@@ -268,6 +296,7 @@ def save_tsne(
     speakers: List[str],
     output_folder: str,
     seed: int,
+    corpus: str,
 ) -> None:
     """``tsne.png`` of the given utterances coloured by speaker."""
     if len(uids) < 3:
@@ -278,7 +307,8 @@ def save_tsne(
         speakers,
         os.path.join(output_folder, "tsne.png"),
         seed=seed,
-        title=f"{len(set(speakers))} test speakers",
+        title=f"{corpus} test set: {len(set(speakers))} speakers, "
+        f"{len(uids)} utterances",
     )
 
 
@@ -362,6 +392,7 @@ def main(argv: List[str]) -> Dict[str, dict]:
         cohort = torch.stack([embeddings.pop(k) for k in keys])
 
     # 3. Scores, metrics, plots.
+    corpus = hparams["corpus_name"] or corpus_of(test)
     results = {}
     for name, trials in lists.items():
         stats, scores, labels = evaluate_list(
@@ -372,7 +403,7 @@ def main(argv: List[str]) -> Dict[str, dict]:
             path = os.path.join(output_folder, f"scores_{name}.txt")
             write_scores(path, trials, scores)
         if hparams["make_plots"]:
-            save_plots(name, stats, scores, labels, output_folder)
+            save_plots(name, stats, scores, labels, output_folder, corpus)
     if hparams["make_tsne"]:
         uids, speakers = tsne_selection(
             test,
@@ -380,7 +411,9 @@ def main(argv: List[str]) -> Dict[str, dict]:
             int(hparams["tsne_max_speakers"]),
             hparams["seed"],
         )
-        save_tsne(embeddings, uids, speakers, output_folder, hparams["seed"])
+        save_tsne(
+            embeddings, uids, speakers, output_folder, hparams["seed"], corpus
+        )
 
     with open(
         os.path.join(output_folder, "results.json"), "w", encoding="utf-8"
