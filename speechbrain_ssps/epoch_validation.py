@@ -87,6 +87,11 @@ class EpochValidator:
         Target prior of the minDCF.
     name : str
         Prefix of the logged values (``<name>_eer``, ``<name>_mindcf``).
+    trials_name : str, optional
+        What the list is (``O``, ``dev``, ...), stored with each epoch
+        checkpoint as ``valid_trials``; default: the file name without
+        ``trials_`` and extension. Only ``dev`` may select checkpoints
+        (``export.py --select best_dev``).
 
     Example
     -------
@@ -116,6 +121,7 @@ class EpochValidator:
         batch_size: int = 64,
         p_target: float = 0.01,
         name: str = "valid",
+        trials_name: Optional[str] = None,
     ):
         if int(every) < 0:
             raise ValueError(f"valid_every={every}: must be >= 0")
@@ -129,6 +135,12 @@ class EpochValidator:
         self.batch_size = int(batch_size)
         self.p_target = float(p_target)
         self.name = name
+        if trials_name is None:
+            stem = os.path.splitext(os.path.basename(trials_path))[0]
+            trials_name = (
+                stem[len("trials_") :] if stem.startswith("trials_") else stem
+            )
+        self.trials_name = str(trials_name)
         self.trials = read_trials(trials_path)
         if not self.trials:
             raise ValueError(f"validation: {trials_path} holds no trial")

@@ -14,7 +14,8 @@ them into a folder holding only
   rate, each value written by ruamel's safe dumper;
 * ``embedding_model.ckpt``: the encoder's state dict from the most recent
   end-of-epoch checkpoint, or the average of the last N epochs (the SSPS
-  paper averages 10);
+  paper averages 10), or of the N best by dev EER (``selection.json``
+  records which: :mod:`speechbrain_ssps.checkpoint_selection`);
 * ``normalizer.ckpt`` only when the input normalisation keeps statistics
   (``norm_type`` other than ``sentence``).
 
@@ -46,6 +47,7 @@ from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml import YAML
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_ssps import checkpoint_selection as selection_rules
 from speechbrain_ssps.checkpoints import (
     ENCODER_CKPT,
     average_encoder,
@@ -309,6 +311,7 @@ def export_encoder(
     emb_dim: Optional[int] = None,
     sample_rate: Optional[int] = None,
     recoverable: str = ENCODER_CKPT,
+    select: str = selection_rules.SELECT_LAST,
 ) -> str:
     """Writes an offline ``SpeakerRecognition`` folder for a training run.
 
@@ -333,6 +336,11 @@ def export_encoder(
     recoverable : str
         Which checkpointed encoder to export: ``embedding_model`` (the
         student) or e.g. ``teacher_model`` (DINO's EMA teacher).
+    select : str
+        ``last``: the ``average_last`` most recent epochs; ``best_dev``:
+        the ``average_last`` epochs of lowest dev validation EER
+        (:mod:`speechbrain_ssps.checkpoint_selection`; recorded in
+        ``selection.json``).
 
     Returns
     -------
@@ -352,7 +360,7 @@ def export_encoder(
     >>> _ = ckpt.save_checkpoint(meta={"epoch": 1}, end_of_epoch=True)
     >>> folder = export_encoder(str(out))
     >>> sorted(os.listdir(folder))
-    ['embedding_model.ckpt', 'hyperparams.yaml']
+    ['embedding_model.ckpt', 'hyperparams.yaml', 'selection.json']
     """
     if int(average_last) < 1:
         raise ValueError(f"average_last must be >= 1, got {average_last}")
@@ -362,19 +370,16 @@ def export_encoder(
     )
     save_folder = os.path.join(output_folder, "save")
     checkpoints = find_epoch_checkpoints(save_folder)
-    if len(checkpoints) < average_last:
-        raise ValueError(
-            f"average_last={average_last} but {save_folder} holds "
-            f"{len(checkpoints)} end-of-epoch checkpoint(s)"
-        )
-    chosen = checkpoints[-int(average_last) :]
+    chosen, selection = selection_rules.select_checkpoints(
+        checkpoints, select, average_last, save_folder
+    )
     state_dict = average_encoder(chosen, recoverable)
-    epochs = [c.meta.get("epoch") for c in chosen]
+    epochs = selection["epochs"]
     names = ", ".join(os.path.basename(c.path) for c in chosen)
     header = (
         f"# from: {output_folder}\n"
         f"# encoder: {recoverable}, epochs {epochs} averaged\n"
-        f"# checkpoints: {names}"
+        f"# checkpoints: {names}\n{selection_rules.selection_header(selection)}"
     )
     text, stateful_norm = build_export_yaml(
         tree, n_mels, channels, emb_dim, sample_rate, header
@@ -408,6 +413,7 @@ def export_encoder(
         os.path.join(export_folder, "hyperparams.yaml"), "w", encoding="utf-8"
     ) as fout:
         fout.write(text)
+    selection_rules.write_selection(export_folder, selection)
     logger.info(
         f"Exported {recoverable} (epochs {epochs}) of {output_folder} to "
         f"{export_folder}"

@@ -18,6 +18,8 @@ from typing import List, Optional
 import numpy as np
 import soundfile as sf
 
+from speechbrain_ssps.resample import fix_command
+
 #: Subtypes that can hold NaN / infinite samples (read fully when checked).
 FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 _FILES_PER_TASK = 64  # files inspected by one thread-pool task
@@ -92,8 +94,9 @@ problem_kind=None, problem_detail='')
                 facts.problem_kind = "wrong sample rate"
                 facts.problem_detail = (
                     f"sampled at {audio.samplerate} Hz, expected "
-                    f"{sample_rate} Hz (resample the corpus offline; the "
-                    "recipe does not resample)"
+                    f"{sample_rate} Hz (the recipe does not resample; "
+                    "resample the corpus once, offline: "
+                    f"{fix_command(path, sample_rate)})"
                 )
             elif check_finite and audio.subtype in FLOAT_SUBTYPES:
                 facts.float_checked = True

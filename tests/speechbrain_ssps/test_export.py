@@ -152,6 +152,7 @@ def test_round_trip_offline(run, two_wavs, monkeypatch):
     assert sorted(os.listdir(folder)) == [
         "embedding_model.ckpt",
         "hyperparams.yaml",
+        "selection.json",
     ]
     recognizer = load_offline(folder, monkeypatch)
     wav = torch.from_numpy(sf.read(two_wavs[0], dtype="float32")[0])[None]

@@ -14,6 +14,18 @@ python convert_to_wav.py --src /data/vox2/dev/aac --dst /data/vox2/wav \\
 
 Then point ``voxceleb_prepare.py`` at ``/data/vox2`` (the parent of ``wav``).
 
+With ``--resample``, the .wav / .flac files of a corpus at another rate
+(8, 22.05, 44.1, 48 kHz, ...) are instead resampled to ``--sample_rate``
+(16 kHz, the recipe's rate) into a separate tree with the same layout (no
+ffmpeg needed; same resumability and temporary-file rule; files already at
+the rate and the ``meta/`` trial lists are copied), see
+``speechbrain_ssps.resample``::
+
+    python convert_to_wav.py --resample --src /data/corpus \
+        --dst /data/corpus_16k --workers 8
+
+then use ``--data_folder=/data/corpus_16k``.
+
 Authors
 -------
 * SSPS recipe contributors 2025
@@ -248,10 +260,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--ffmpeg", default="ffmpeg")
+    parser.add_argument(
+        "--resample",
+        action="store_true",
+        help="resample the .wav/.flac of a corpus root into --dst instead",
+    )
+    parser.add_argument(
+        "--sample_rate",
+        type=int,
+        default=SAMPLE_RATE,
+        help="output rate of --resample",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
+    if args.resample:
+        return _resample_main(args)
     try:
         counts = convert_tree(args.src, args.dst, args.workers, args.ffmpeg)
     except (FileNotFoundError, ValueError) as err:
@@ -261,6 +286,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         "found {found}, skipped {skipped}, converted {converted}, "
         "failed {failed}".format(**counts)
     )
+    return 1 if counts["failed"] else 0
+
+
+def _resample_main(args: argparse.Namespace) -> int:
+    """``--resample``: the corpus at --src resampled into --dst."""
+    from speechbrain_ssps.resample import main_counts_line, resample_tree
+
+    if args.dst is None:
+        message = "error: --resample needs --dst (the originals are kept)"
+        print(message, file=sys.stderr)
+        return 2
+    try:
+        counts = resample_tree(
+            args.src, args.dst, args.sample_rate, args.workers
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path, error in counts["failures"]:
+        print(f"failed: {path}: {error}", file=sys.stderr)
+    print(main_counts_line(counts))
     return 1 if counts["failed"] else 0
 
 

@@ -28,6 +28,14 @@ export, for ``speechbrain_ssps.inference.load_verifier``::
 (or ``--threshold=0.42``). Without a threshold option a stored one is
 removed.
 
+With a dev split (``voxceleb_prepare.py --dev_speakers=N`` and ``train.py
+--valid_trials=dev``), ``--select best_dev`` exports the epoch of lowest dev
+EER instead of the last one (with ``--average N``: the average of the N
+best; train with ``--keep_checkpoints`` >= N). The choice is recorded in
+``selection.json``::
+
+    python export.py results/dino_ssps/1986 --select best_dev --average 3
+
 Authors
  * speechbrain-ssps contributors
 """
@@ -58,7 +66,15 @@ def main(argv: Optional[List[str]] = None) -> str:
         "--average",
         type=int,
         default=1,
-        help="average the encoder over the last N end-of-epoch checkpoints",
+        help="average the encoder over N end-of-epoch checkpoints (the "
+        "last N, or the N best with --select best_dev)",
+    )
+    parser.add_argument(
+        "--select",
+        choices=["last", "best_dev"],
+        default="last",
+        help="last: the last N epochs; best_dev: the N epochs of lowest dev "
+        "validation EER (needs --valid_trials=dev in training)",
     )
     parser.add_argument(
         "--export_folder",
@@ -96,6 +112,7 @@ def main(argv: Optional[List[str]] = None) -> str:
         export_folder=args.export_folder,
         average_last=args.average,
         recoverable=args.encoder,
+        select=args.select,
     )
     thresholds.clear_threshold(folder)  # never leave a stale one
     if info is not None:

@@ -10,8 +10,15 @@ with the same shape) laid out as ``<root>/wav/<speaker>/<video>/<utt>.wav``
 * ``test.csv``: the utterances named by the trial lists (same columns).
 * ``trials_<name>.txt``: each trial list normalised to
   ``<label> <enrol_ID> <test_ID>``, with IDs matching ``test.csv``.
+* with ``dev_speakers=N`` (``--dev_speakers``): ``dev.csv``, every utterance
+  of N training speakers held out of ``train.csv`` (same columns; never a
+  test speaker), and ``dev_trials.txt``, a balanced trial list over them
+  (see ``speechbrain_ssps.dev_split``), for ``train.py --valid_trials=dev``
+  and ``export.py --select best_dev``.
 * ``opt_voxceleb_prepare.pkl``: the options of the run, so that a second call
-  with the same options skips the work.
+  with the same options skips the work (any other option, ``dev_speakers``
+  included, prepares again; a dev split of an earlier run is removed when
+  the new one has none).
 
 ``ID`` is ``<speaker>/<video>/<utt>`` without extension, ``wav`` the absolute
 path, ``duration`` the file length in seconds read from the file header, and
@@ -21,12 +28,13 @@ are removed from training. The cleaned VoxCeleb1 lists are found by name in
 ``list_test_hard2.txt`` (H).
 
 VoxCeleb2 ships ``.m4a`` files, which soundfile cannot read: convert them
-first with ``convert_to_wav.py`` (same folder).
+first with ``convert_to_wav.py`` (same folder). A corpus at another rate
+than 16 kHz is resampled once with ``convert_to_wav.py --resample``.
 
 Usage
 -----
 python voxceleb_prepare.py --data_folder /data/vox2,/data/vox1 \\
-    --save_folder results/prep --trial O
+    --save_folder results/prep --trial O --dev_speakers 100
 
 Authors
 -------
@@ -34,31 +42,28 @@ Authors
 """
 
 import argparse
-import csv
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import soundfile as sf
 from speechbrain.dataio.dataio import load_pkl, save_pkl
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_ssps.trials import read_trials
+from speechbrain_ssps import dev_split
+from speechbrain_ssps.corpus_scan import scan_root
+from speechbrain_ssps.manifest_rows import make_rows, write_csv
+from speechbrain_ssps.trial_lists import (
+    STANDARD_TRIAL_LISTS,
+    locate_test_utterances,
+    read_trial_file,
+    resolve_trial_lists,
+    write_trial_file,
+)
 
 logger = get_logger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac")
-M4A_EXTENSION = ".m4a"
-STANDARD_TRIAL_LISTS = {
-    "O": "veri_test2.txt",
-    "E": "list_test_all2.txt",
-    "H": "list_test_hard2.txt",
-}
-CSV_HEADER = ["ID", "duration", "wav", "spk_id", "video_id"]
 OPT_FILE = "opt_voxceleb_prepare.pkl"
-_TRIAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def prepare_voxceleb(
@@ -69,6 +74,10 @@ def prepare_voxceleb(
     skip_prep: bool = False,
     sample_rate: Optional[int] = 16000,
     num_workers: int = 8,
+    dev_speakers: int = 0,
+    dev_trials: int = dev_split.DEFAULT_TRIALS,
+    dev_utterances: int = dev_split.DEFAULT_MAX_UTTERANCES,
+    dev_seed: int = dev_split.DEFAULT_SEED,
 ) -> Dict[str, str]:
     """Writes ``train.csv``, ``test.csv`` and the trial lists.
 
@@ -95,16 +104,26 @@ def prepare_voxceleb(
         error. ``None`` accepts any rate.
     num_workers : int
         Threads reading the file headers (does not change the outputs).
+    dev_speakers : int
+        Training speakers held out into ``dev.csv`` and ``dev_trials.txt``
+        (0: none).
+    dev_trials : int
+        Trials of ``dev_trials.txt`` (half target, half non-target).
+    dev_utterances : int
+        Utterances of each dev speaker that its trials may use.
+    dev_seed : int
+        Seed of the dev speakers, utterances and trials.
 
     Returns
     -------
     dict
         ``{"train": path, "test": path, "trials_<name>": path, ...}``
-        (``test`` and the trial entries only when trial lists are used).
+        (``test`` and the trial entries only when trial lists are used;
+        ``dev`` and ``dev_trials`` with a dev split).
 
     Example
     -------
-    >>> import numpy as np
+    >>> import numpy as np, soundfile as sf
     >>> root = getfixture("tmp_path") / "vox"
     >>> for spk, vid in [("id1", "v1"), ("id2", "v2")]:
     ...     (root / "wav" / spk / vid).mkdir(parents=True)
@@ -117,10 +136,13 @@ def prepare_voxceleb(
     save_folder = os.path.abspath(save_folder)
     if skip_prep:
         return _existing_outputs(save_folder)
+    dev_split.check_dev_options(dev_speakers, dev_trials, dev_utterances)
 
     # 1. Resolve and check every input path.
     roots = _split_roots(data_folder)
-    test_root, trial_paths = _resolve_trials(roots, trial_lists, test_folder)
+    test_root, trial_paths = resolve_trial_lists(
+        roots, trial_lists, test_folder
+    )
     conf = {
         "data_folder": roots,
         "save_folder": save_folder,
@@ -128,9 +150,14 @@ def prepare_voxceleb(
         "trial_lists": trial_paths,
         "sample_rate": sample_rate,
     }
+    if dev_speakers:  # absent when 0: earlier preparations stay valid
+        conf["dev"] = [dev_speakers, dev_trials, dev_utterances, dev_seed]
     outputs = _expected_outputs(save_folder, trial_paths)
+    if dev_speakers:
+        outputs.update(_dev_outputs(save_folder))
     opt_path = os.path.join(save_folder, OPT_FILE)
-    if _is_prepared(opt_path, conf, outputs):
+    stale_dev = [] if dev_speakers else _present(_dev_outputs(save_folder))
+    if not stale_dev and _is_prepared(opt_path, conf, outputs):
         logger.info(
             "VoxCeleb manifests in %s match these options; skipping "
             "preparation.",
@@ -139,7 +166,7 @@ def prepare_voxceleb(
         return outputs
 
     # 2. Index the audio of every root (file names only, no reads).
-    indexes = {root: _scan_root(root) for root in roots}
+    indexes = {root: scan_root(root) for root in roots}
     all_train: Dict[str, str] = {}
     for root in roots:
         for utt_id, path in indexes[root].items():
@@ -151,15 +178,13 @@ def prepare_voxceleb(
             all_train[utt_id] = path
 
     # 3. Read the trial lists and find their utterances in the test root.
-    trials = {
-        name: _read_trial_file(path) for name, path in trial_paths.items()
-    }
+    trials = {name: read_trial_file(path) for name, path in trial_paths.items()}
     test_paths: Dict[str, str] = {}
     if trials:
         test_index = indexes.get(test_root)
         if test_index is None:
-            test_index = _scan_root(test_root)
-        test_paths = _locate_test_utterances(
+            test_index = scan_root(test_root)
+        test_paths = locate_test_utterances(
             trials, trial_paths, test_index, test_root
         )
     test_speakers = {utt_id.split("/")[0] for utt_id in test_paths}
@@ -178,12 +203,24 @@ def prepare_voxceleb(
             f"of the trial lists {sorted(trial_paths)}. Pass trial_lists "
             "(e.g. {'O': None}) to use fewer lists, or add a data root."
         )
+    train_ids, dev_ids = _hold_out_dev(train_ids, dev_speakers, dev_seed)
 
     # 5. Durations from the file headers.
-    train_rows = _make_rows(
+    train_rows = make_rows(
         train_ids, all_train, sample_rate, num_workers, drop_empty=True
     )
-    test_rows = _make_rows(
+    dev_rows = make_rows(
+        dev_ids, all_train, sample_rate, num_workers, drop_empty=True
+    )
+    dev_list = []
+    if dev_speakers:
+        dev_list = dev_split.make_dev_trials(
+            [(row[0], row[3], row[4]) for row in dev_rows],
+            dev_trials,
+            dev_utterances,
+            dev_seed,
+        )
+    test_rows = make_rows(
         sorted(test_paths),
         test_paths,
         sample_rate,
@@ -191,13 +228,22 @@ def prepare_voxceleb(
         drop_empty=False,
     )
 
-    # 6. Write everything, the options file last.
+    # 6. Write everything, the options file last (removed first, so that
+    # a run killed half-way is never taken for a finished one).
     os.makedirs(save_folder, exist_ok=True)
-    _write_csv(outputs["train"], train_rows)
+    if os.path.exists(opt_path):
+        os.remove(opt_path)
+    write_csv(outputs["train"], train_rows)
+    if dev_speakers:
+        write_csv(outputs["dev"], dev_rows)
+        dev_split.write_dev_trials(outputs["dev_trials"], dev_list)
+    for path in stale_dev:
+        os.remove(path)
+        logger.warning("Removed %s (this preparation has no dev split)", path)
     if trials:
-        _write_csv(outputs["test"], test_rows)
+        write_csv(outputs["test"], test_rows)
         for name, lines in trials.items():
-            _write_trials(outputs[f"trials_{name}"], lines)
+            write_trial_file(outputs[f"trials_{name}"], lines)
     else:
         logger.warning(
             "No trial list found (looked in %s/meta/ for %s): test.csv and "
@@ -209,7 +255,8 @@ def prepare_voxceleb(
     logger.info(
         "VoxCeleb prepared in %s: %d training utterances (%d speakers, "
         "%d utterances of %d test speakers removed), %d test utterances, "
-        "trial lists %s.",
+        "trial lists %s, dev split %d utterances of %d speakers (%d "
+        "trials).",
         save_folder,
         len(train_rows),
         len({row[3] for row in train_rows}),
@@ -217,8 +264,36 @@ def prepare_voxceleb(
         len(test_speakers),
         len(test_rows),
         {name: len(lines) for name, lines in trials.items()},
+        len(dev_rows),
+        len({row[3] for row in dev_rows}),
+        len(dev_list),
     )
     return outputs
+
+
+def _hold_out_dev(
+    train_ids: List[str], dev_speakers: int, seed: int
+) -> Tuple[List[str], List[str]]:
+    """Splits the (test-free) training IDs into training and dev IDs."""
+    if not dev_speakers:
+        return train_ids, []
+    speakers = {utt_id.split("/")[0] for utt_id in train_ids}
+    chosen = set(dev_split.choose_dev_speakers(speakers, dev_speakers, seed))
+    dev = [u for u in train_ids if u.split("/")[0] in chosen]
+    return [u for u in train_ids if u.split("/")[0] not in chosen], dev
+
+
+def _dev_outputs(save_folder: str) -> Dict[str, str]:
+    """Paths of the dev split's files."""
+    return {
+        "dev": os.path.join(save_folder, dev_split.DEV_CSV),
+        "dev_trials": os.path.join(save_folder, dev_split.DEV_TRIALS),
+    }
+
+
+def _present(paths: Dict[str, str]) -> List[str]:
+    """The paths that exist."""
+    return [path for path in paths.values() if os.path.exists(path)]
 
 
 def _split_roots(data_folder: Union[str, Sequence[str]]) -> List[str]:
@@ -237,59 +312,6 @@ def _split_roots(data_folder: Union[str, Sequence[str]]) -> List[str]:
         if not os.path.isdir(root):
             raise FileNotFoundError(f"Data folder not found: {root}")
     return roots
-
-
-def _resolve_trials(
-    roots: List[str],
-    trial_lists: Optional[Dict[str, Optional[str]]],
-    test_folder: Optional[str],
-) -> Tuple[str, Dict[str, str]]:
-    """Chooses the test root and the absolute path of each trial list."""
-    if test_folder is not None:
-        test_root = os.path.abspath(test_folder)
-        if not os.path.isdir(test_root):
-            raise FileNotFoundError(f"test_folder not found: {test_root}")
-    else:
-        test_root = next(
-            (root for root in roots if _standard_lists(root)), roots[0]
-        )
-
-    if trial_lists is None:
-        return test_root, _standard_lists(test_root)
-    if not isinstance(trial_lists, dict):
-        raise TypeError(
-            "trial_lists must be a dict {name: path or None}, got "
-            f"{type(trial_lists).__name__}"
-        )
-    paths = {}
-    for name, path in trial_lists.items():
-        if not _TRIAL_NAME.fullmatch(str(name)):
-            raise ValueError(
-                f"trial_lists name {name!r} must use letters, digits, "
-                "'_' or '-' (it names the output file)"
-            )
-        if path is None:
-            if name not in STANDARD_TRIAL_LISTS:
-                raise ValueError(
-                    f"trial_lists[{name!r}] needs a path: only "
-                    f"{sorted(STANDARD_TRIAL_LISTS)} have a standard file"
-                )
-            path = os.path.join(test_root, "meta", STANDARD_TRIAL_LISTS[name])
-        path = os.path.abspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Trial list {name!r} not found: {path}")
-        paths[str(name)] = path
-    return test_root, paths
-
-
-def _standard_lists(root: str) -> Dict[str, str]:
-    """The standard trial lists present in ``<root>/meta/``."""
-    found = {}
-    for name, filename in STANDARD_TRIAL_LISTS.items():
-        path = os.path.join(root, "meta", filename)
-        if os.path.isfile(path):
-            found[name] = path
-    return found
 
 
 def _expected_outputs(
@@ -313,6 +335,9 @@ def _existing_outputs(save_folder: str) -> Dict[str, str]:
         path = os.path.join(save_folder, filename)
         if os.path.isfile(path):
             outputs[key] = path
+    for key, path in _dev_outputs(save_folder).items():
+        if os.path.isfile(path):
+            outputs[key] = path
     if os.path.isdir(save_folder):
         for filename in sorted(os.listdir(save_folder)):
             match = re.fullmatch(r"trials_([A-Za-z0-9_-]+)\.txt", filename)
@@ -333,189 +358,6 @@ def _is_prepared(opt_path: str, conf: dict, outputs: Dict[str, str]) -> bool:
     except Exception:
         return False
     return saved == conf
-
-
-def _scan_root(root: str) -> Dict[str, str]:
-    """Maps ``<spk>/<video>/<utt>`` to the audio path, for one root."""
-    wav_dir = os.path.join(root, "wav")
-    if not os.path.isdir(wav_dir):
-        m4a = _find_one_m4a(root)
-        if m4a is not None:
-            raise ValueError(_m4a_message(root, m4a, 1))
-        raise FileNotFoundError(
-            f"No wav/ folder in {root}: expected "
-            f"{wav_dir}/<speaker>/<video>/<utt>.wav"
-        )
-    audio: Dict[str, str] = {}
-    m4a: Dict[str, str] = {}
-    for speaker in _subdirs(wav_dir):
-        spk_dir = os.path.join(wav_dir, speaker)
-        for video in _subdirs(spk_dir):
-            video_dir = os.path.join(spk_dir, video)
-            with os.scandir(video_dir) as entries:
-                for entry in entries:
-                    stem, ext = os.path.splitext(entry.name)
-                    if entry.name.startswith(".") or not entry.is_file():
-                        continue
-                    utt_id = f"{speaker}/{video}/{stem}"
-                    if ext in AUDIO_EXTENSIONS:
-                        if utt_id in audio:
-                            raise ValueError(
-                                f"Two audio files for {utt_id}: "
-                                f"{audio[utt_id]} and {entry.path}"
-                            )
-                        audio[utt_id] = entry.path
-                    elif ext == M4A_EXTENSION:
-                        m4a[utt_id] = entry.path
-    unconverted = sorted(set(m4a) - set(audio))
-    if unconverted:
-        first = m4a[unconverted[0]]
-        raise ValueError(_m4a_message(root, first, len(unconverted)))
-    if not audio:
-        raise FileNotFoundError(
-            f"No audio ({', '.join(AUDIO_EXTENSIONS)}) found under "
-            f"{wav_dir}/<speaker>/<video>/"
-        )
-    return audio
-
-
-def _subdirs(folder: str) -> List[str]:
-    """Sorted names of the non-hidden sub-folders of folder."""
-    with os.scandir(folder) as entries:
-        return sorted(
-            entry.name
-            for entry in entries
-            if entry.is_dir() and not entry.name.startswith(".")
-        )
-
-
-def _find_one_m4a(root: str) -> Optional[str]:
-    """The first .m4a file found under root, or None."""
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.endswith(M4A_EXTENSION):
-                return os.path.join(folder, name)
-    return None
-
-
-def _m4a_message(root: str, example: str, count: int) -> str:
-    """Error text for .m4a audio that soundfile cannot read."""
-    return (
-        f"{count} .m4a file(s) under {root} have no .wav/.flac version "
-        f"(e.g. {example}). VoxCeleb2 ships AAC audio that soundfile cannot "
-        "read: convert it first with "
-        f"`python convert_to_wav.py --src {os.path.dirname(example)}"
-        " --workers 8` (see recipes/VoxCeleb/SSPS/convert_to_wav.py), and "
-        "lay the result out as <root>/wav/<speaker>/<video>/<utt>.wav."
-    )
-
-
-def _read_trial_file(path: str) -> List[Tuple[int, str, str, int]]:
-    """Parses ``<label> <enrol> <test>`` lines (with line numbers)."""
-    trials = read_trials(path, with_line_numbers=True)
-    for _, enrol, test, line_no in trials:
-        for utt_id in (enrol, test):
-            parts = utt_id.split("/")
-            if len(parts) != 3 or not all(parts):
-                raise ValueError(
-                    f"{path}, line {line_no}: {utt_id!r} is not "
-                    "<speaker>/<video>/<utt>"
-                )
-    if not trials:
-        raise ValueError(f"Trial list is empty: {path}")
-    return trials
-
-
-def _locate_test_utterances(
-    trials: Dict[str, List[Tuple[int, str, str, int]]],
-    trial_paths: Dict[str, str],
-    test_index: Dict[str, str],
-    test_root: str,
-) -> Dict[str, str]:
-    """Maps every utterance of the trial lists to its audio file."""
-    paths = {}
-    for name, lines in trials.items():
-        for _, enrol, test, line_no in lines:
-            for utt_id in (enrol, test):
-                if utt_id in paths:
-                    continue
-                if utt_id not in test_index:
-                    raise FileNotFoundError(
-                        f"{trial_paths[name]}, line {line_no}: {utt_id} not "
-                        f"found on disk (looked for "
-                        f"{os.path.join(test_root, 'wav', utt_id)}"
-                        f"{{{','.join(AUDIO_EXTENSIONS)}}})"
-                    )
-                paths[utt_id] = test_index[utt_id]
-    return paths
-
-
-def _make_rows(
-    ids: List[str],
-    paths: Dict[str, str],
-    sample_rate: Optional[int],
-    num_workers: int,
-    drop_empty: bool,
-) -> List[List[str]]:
-    """CSV rows for ids, with durations read from the file headers."""
-    files = [paths[utt_id] for utt_id in ids]
-    blocks = [files[i : i + 1024] for i in range(0, len(files), 1024)]
-    with ThreadPoolExecutor(max(1, num_workers)) as pool:
-        infos = [info for block in pool.map(_headers, blocks) for info in block]
-    rows, empty = [], []
-    for utt_id, path, (frames, rate) in zip(ids, files, infos):
-        if sample_rate is not None and rate != sample_rate:
-            raise ValueError(
-                f"{path} is sampled at {rate} Hz, expected {sample_rate} Hz "
-                "(pass sample_rate=None to accept any rate)"
-            )
-        if frames == 0:
-            empty.append(path)
-            continue
-        speaker, video, _ = utt_id.split("/")
-        rows.append([utt_id, f"{frames / rate:.5f}", path, speaker, video])
-    if empty and not drop_empty:
-        raise ValueError(f"Empty test audio file: {empty[0]}")
-    if empty:
-        logger.warning(
-            "Dropped %d empty audio file(s) from training (e.g. %s).",
-            len(empty),
-            empty[0],
-        )
-    return rows
-
-
-def _headers(paths: List[str]) -> List[Tuple[int, int]]:
-    """(frames, sample rate) of each audio file, read from its header."""
-    infos = []
-    for path in paths:
-        try:
-            info = sf.info(path)
-        except Exception as err:
-            raise ValueError(
-                f"Cannot read audio header of {path}: {err}"
-            ) from err
-        infos.append((info.frames, info.samplerate))
-    return infos
-
-
-def _write_csv(path: str, rows: List[List[str]]) -> None:
-    """Writes a manifest atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_HEADER)
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _write_trials(path: str, lines: List[Tuple[int, str, str, int]]) -> None:
-    """Writes a normalised trial list atomically."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for label, enrol, test, _ in lines:
-            f.write(f"{label} {enrol} {test}\n")
-    os.replace(tmp, path)
 
 
 def _parse_trial_args(items: Optional[List[str]]) -> Optional[dict]:
@@ -566,6 +408,22 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
         help="expected rate; 0 accepts any",
     )
     parser.add_argument("--num_workers", type=int, default=8)
+    parser.add_argument(
+        "--dev_speakers",
+        type=int,
+        default=0,
+        help="training speakers held out into dev.csv / dev_trials.txt",
+    )
+    parser.add_argument(
+        "--dev_trials", type=int, default=dev_split.DEFAULT_TRIALS
+    )
+    parser.add_argument(
+        "--dev_utterances",
+        type=int,
+        default=dev_split.DEFAULT_MAX_UTTERANCES,
+        help="utterances per dev speaker used by the dev trials",
+    )
+    parser.add_argument("--dev_seed", type=int, default=dev_split.DEFAULT_SEED)
     args = parser.parse_args(argv)
     outputs = prepare_voxceleb(
         data_folder=args.data_folder,
@@ -574,6 +432,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, str]:
         test_folder=args.test_folder,
         sample_rate=args.sample_rate or None,
         num_workers=args.num_workers,
+        dev_speakers=args.dev_speakers,
+        dev_trials=args.dev_trials,
+        dev_utterances=args.dev_utterances,
+        dev_seed=args.dev_seed,
     )
     print(json.dumps(outputs, indent=2))
     return outputs
