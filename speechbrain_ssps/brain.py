@@ -15,7 +15,8 @@ modules hold an ``ssps`` entry. What the Brain itself does (SSPS.md §8):
   through :meth:`SSLBrain.ssps_positives`, one ``SSPS.step`` (sample ->
   swap -> queue update, gated by SSPS's schedule);
 * per-step schedules (lr, weight decay, teacher momentum) are pure
-  functions of the global optimizer step: a resumed run follows them;
+  functions of the global optimizer step: a resumed run follows them
+  (``--grad_accumulation_factor``, ``--precision``: :mod:`.precision`);
 * ``optimizers_step``: per-parameter clipping (``clip_grad`` > 0) or the
   norm over *all* parameter groups, then the framework's gradient rules;
   after the step, the framework's update (e.g. DINO's EMA teacher).
@@ -37,11 +38,15 @@ Authors
 
 from __future__ import annotations
 
+import itertools
 from typing import Dict, List, Optional, Sequence
 
 import speechbrain as sb
 import torch
 
+from speechbrain_ssps import checkpoint_selection as selection
+from speechbrain_ssps import precision
+from speechbrain_ssps.curves import write_training_curves
 from speechbrain_ssps.frameworks import resolve_framework, unwrap
 from speechbrain_ssps.param_groups import split_decay_groups
 from speechbrain_ssps.queue_filling import (
@@ -63,7 +68,6 @@ from speechbrain_ssps.teacher import clip_gradients_per_parameter_
 from speechbrain_ssps.view_augmentation import ViewAugmenter
 
 
-
 class SSLBrain(sb.Brain):
     """Self-supervised speaker-embedding training (any framework + SSPS).
 
@@ -81,7 +85,7 @@ class SSLBrain(sb.Brain):
         checkpoint still loads).
     augmentations : sequence of callables, optional
         Waveform augmentations, one per training view with probability
-        ``augment_prob`` (:class:`~speechbrain_ssps.view_augmentation.ViewAugmenter`).
+        ``augment_prob`` (see :class:`.view_augmentation.ViewAugmenter`).
     views_pipeline : object, optional
         The seeded crop pipeline; its ``set_epoch`` is called at the start
         of each training epoch, before the loader's workers start.
@@ -145,6 +149,12 @@ class SSLBrain(sb.Brain):
                     "the training loader has no batch: batch_size is larger "
                     "than the training set (per process) with drop_last"
                 )
+            if self.debug:  # SpeechBrain ends each epoch at debug_batches
+                self.steps_per_epoch = min(
+                    self.steps_per_epoch, int(self.debug_batches)
+                )
+            factor = self.grad_accumulation_factor  # raises if > batches
+            precision.optimizer_steps_per_epoch(self.steps_per_epoch, factor)
         return loader
 
     def on_fit_start(self):
@@ -175,11 +185,15 @@ class SSLBrain(sb.Brain):
     # ------------------------------------------------------------------
     # Schedules: pure functions of the global optimizer step
     # ------------------------------------------------------------------
+    @property
+    def optimizer_steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: batches // grad_accumulation_factor."""
+        factor = int(getattr(self, "grad_accumulation_factor", 1) or 1)
+        return max(1, int(self.steps_per_epoch or 1) // factor)
+
     def _total_steps(self) -> int:
-        return max(
-            1,
-            int(self.hparams.schedule_epochs) * int(self.steps_per_epoch or 1),
-        )
+        epochs = int(self.hparams.schedule_epochs)
+        return max(1, epochs * self.optimizer_steps_per_epoch)
 
     def learning_rate(self, step: int) -> float:
         """Learning rate at a global optimizer step."""
@@ -187,13 +201,13 @@ class SSLBrain(sb.Brain):
         if getattr(hp, "lr_schedule", "cosine") == "step":
             return step_decay(
                 step,
-                self.steps_per_epoch or 1,
+                self.optimizer_steps_per_epoch,
                 hp.lr,
                 factor=hp.lr_decay_factor,
                 every_epochs=hp.lr_decay_every,
             )
         warmup = int(
-            getattr(hp, "lr_warmup_epochs", 0) * (self.steps_per_epoch or 1)
+            getattr(hp, "lr_warmup_epochs", 0) * self.optimizer_steps_per_epoch
         )
         return cosine_schedule(
             step,
@@ -338,8 +352,9 @@ class SSLBrain(sb.Brain):
             self.ssps, self.ssps_fill
         ):
             return positives
-        stacked = positives.reshape(views, indices.numel(), -1)
-        out = self.ssps.step(indices, predictions["y_ref"], stacked)
+        stacked = positives.reshape(views, indices.numel(), -1).float()
+        with precision.full_precision(stacked):  # float32 in and out
+            out = self.ssps.step(indices, predictions["y_ref"], stacked)
         return out.reshape(positives.shape)
 
     def compute_objectives(self, predictions, batch, stage):
@@ -390,7 +405,10 @@ class SSLBrain(sb.Brain):
             if ssps is not None and needs_fill_pass(
                 ssps, self.ssps_fill, self._epoch
             ):
-                fill_pass(self, self._train_loader, self._epoch)
+                loader = self._train_loader
+                if self.debug:  # as many batches as a debug epoch
+                    loader = itertools.islice(loader, int(self.debug_batches))
+                fill_pass(self, loader, self._epoch)
             if ssps is not None:
                 ssps.on_epoch_start(self._epoch)
 
@@ -431,9 +449,8 @@ class SSLBrain(sb.Brain):
         self.hparams.train_logger.log_stats(
             stats_meta=meta, train_stats=train_stats
         )
-        if self.checkpointer is not None:
-            self.checkpointer.save_and_keep_only(
-                meta={"epoch": int(epoch), "loss": float(stage_loss)},
-                end_of_epoch=True,
-                num_to_keep=int(getattr(self.hparams, "keep_checkpoints", 1)),
-            )
+        if self.checkpointer is not None:  # with the validation, best dev kept
+            selection.save_epoch_checkpoint(self, epoch, stage_loss, stats)
+        if sb.utils.distributed.if_main_process():  # curves.png
+            start = getattr(self.ssps, "start_epoch", None)
+            write_training_curves(self.hparams, ssps_start_epoch=start)

@@ -11,9 +11,9 @@ from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
 
 from speechbrain_ssps.brain import SSLBrain
-from speechbrain_ssps.param_groups import split_decay_groups
 from speechbrain_ssps.heads import DINOHead
 from speechbrain_ssps.losses import DINOLoss, NTXentLoss
+from speechbrain_ssps.param_groups import split_decay_groups
 from speechbrain_ssps.ssps import SSPS
 
 N_UTT, BATCH, SR = 16, 8, 16000

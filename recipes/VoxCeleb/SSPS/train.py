@@ -19,6 +19,12 @@ Supported yamls: ``dino.yaml``, ``dino_ssps.yaml``, ``simclr.yaml``,
 synthetic corpus). An interrupted run resumes from its last checkpoint when
 the same command is run again.
 
+``--debug`` (SpeechBrain's 2 batches x 2 epochs) runs every path of every
+yaml: SSPS, SwAV's queue and validation start in the last debug epoch, K
+fits the rows the debug batches fill, and one log line says what changed
+(``speechbrain_ssps/debug_run.py``); ``tests/recipes/VoxCeleb.csv`` runs
+each yaml so on a tiny MiniVox.
+
 Authors
  * speechbrain-ssps contributors
 """
@@ -34,11 +40,21 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_ssps import debug_run
 from speechbrain_ssps.brain import SSLBrain
 from speechbrain_ssps.crops import make_ssl_views_pipeline, ssl_view_keys
+from speechbrain_ssps.dev_split import (
+    DEV_LIST,
+    missing_dev_message,
+    validation_files,
+)
 from speechbrain_ssps.epoch_validation import EpochValidator
 from speechbrain_ssps.frameworks import resolve_framework
-from speechbrain_ssps.preflight import check_manifest, check_training_options
+from speechbrain_ssps.preflight import (
+    check_manifest,
+    check_run_precision,
+    check_training_options,
+)
 from speechbrain_ssps.ssps import SSPSOptionError, label_oracle
 
 logger = get_logger(__name__)
@@ -103,22 +119,27 @@ def make_validator(hparams):
 
     ``valid_every`` (default 1; 0 = off) epochs, on ``valid_trials``
     (default ``O``: ``<save_folder>/trials_O.txt`` with ``test.csv``; for
-    monitoring only, see the README), ``valid_segment_seconds`` (4 s)
-    per utterance. Without that trial list (data without one) it is off.
+    monitoring only, see the README; ``dev``: the dev split of
+    ``--dev_speakers``, ``dev_trials.txt`` with ``dev.csv``, which may
+    select checkpoints), ``valid_segment_seconds`` (4 s) per utterance.
+    Without that trial list (data without one) it is off.
     """
     every = int(hparams.get("valid_every", 1))
     name = str(hparams.get("valid_trials", "O"))
-    trials = os.path.join(hparams["save_folder"], f"trials_{name}.txt")
+    trials, manifest = validation_files(hparams["save_folder"], name)
     if every == 0:
         return None
     if not os.path.isfile(trials):
+        if name == DEV_LIST:
+            raise ValueError(missing_dev_message(trials))
         if name != "O":  # a list the user asked for
             raise ValueError(f"--valid_trials={name}: no {trials}")
         logger.warning("No %s: no validation during training", trials)
         return None
     return EpochValidator(
         trials,
-        os.path.join(hparams["save_folder"], "test.csv"),
+        manifest,
+        trials_name=name,
         every=every,
         segment_seconds=float(hparams.get("valid_segment_seconds", 4.0)),
         sample_rate=int(hparams["sample_rate"]),
@@ -172,12 +193,13 @@ def ssps_positive_dim(hparams):
     return derived
 
 
-def make_ssps(hparams, train_data):
+def make_ssps(hparams, train_data, sizes=None):
     """SSPS for this training set (or the label oracle), checked.
 
     With ``ssps_oracle: True`` the positives are drawn with the manifest's
     labels instead (same speaker, another video: the paper's upper bound).
     An invalid SSPS option is reported under its command-line name.
+    ``sizes`` replaces SSPS arguments (``--debug``: :func:`debug_ssps_sizes`).
     """
     data, ids = train_data.data, train_data.data_ids
     labelled = all(
@@ -196,7 +218,9 @@ def make_ssps(hparams, train_data):
             "--ssps_mask_false_negatives needs SSPS's clusters; "
             "--ssps_sampling=knn has none"
         )
-    factory = partial(hparams["ssps"], pos_dim=ssps_positive_dim(hparams))
+    factory = partial(
+        hparams["ssps"], pos_dim=ssps_positive_dim(hparams), **(sizes or {})
+    )
     try:
         if not labelled:
             return factory(num_utterances=len(ids))
@@ -239,11 +263,60 @@ def seed_from_plain_run(hparams):
     logger.info(f"Continuing {best.path} (epoch {best.meta['epoch']})")
 
 
+def debug_epoch_overrides(hparams_file, run_opts, overrides):
+    """``--debug``: the epoch options moved into the debug epochs.
+
+    See :mod:`speechbrain_ssps.debug_run`. Returns the overrides to load
+    the yaml with, the changes ``{option: (old, new)}`` and notes on what
+    the debug run cannot run.
+    """
+    epochs = int(run_opts.get("debug_epochs", 2))
+    values = debug_run.read_top_level(
+        hparams_file, overrides, debug_run.EPOCH_OPTIONS
+    )
+    changes = debug_run.debug_epoch_changes(values, epochs, values["ssps"])
+    note = debug_run.ssps_skipped_note(values, epochs)
+    if changes:
+        new = {key: value for key, (_, value) in changes.items()}
+        overrides = debug_run.merge_overrides(overrides, new)
+    return overrides, changes, [note] if note else []
+
+
+def debug_ssps_sizes(hparams, num_utterances, run_opts):
+    """``--debug``: SSPS's K and M that the debug batches' rows can hold.
+
+    Returns ``{ssps_argument: (old, new)}`` (none for the label oracle,
+    whose clusters are the speakers).
+    """
+    if hparams.get("ssps_oracle"):
+        return {}
+    keywords = hparams["ssps"].keywords
+    filled = debug_run.debug_filled_rows(
+        num_utterances,
+        hparams["dataloader_options"]["batch_size"],
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(run_opts.get("debug_batches", 2)),
+    )
+    return debug_run.debug_ssps_changes(
+        keywords["num_clusters"],
+        keywords.get("num_neighbors", 1),
+        keywords.get("sampling", "ncs"),
+        filled,
+    )
+
+
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    debug = bool(run_opts.get("debug", False))
+    debug_changes, debug_notes = {}, []
+    if debug:  # SpeechBrain's --debug: every path runs (debug_run.py)
+        overrides, debug_changes, debug_notes = debug_epoch_overrides(
+            hparams_file, run_opts, overrides
+        )
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    check_run_precision(run_opts, hparams)  # before any data preparation
 
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
@@ -262,6 +335,7 @@ if __name__ == "__main__":
             "data_folder": hparams["data_folder"],
             "save_folder": hparams["save_folder"],
             "skip_prep": hparams["skip_prep"],
+            "dev_speakers": int(hparams.get("dev_speakers", 0)),
         },
     )
     check_inputs(hparams, hparams_file)
@@ -278,8 +352,22 @@ if __name__ == "__main__":
     )
     modules = dict(hparams["modules"])
     if "ssps" in hparams:
-        modules["ssps"] = make_ssps(hparams, train_data)
+        sizes = {}
+        if debug:
+            sizes = debug_ssps_sizes(hparams, len(train_data), run_opts)
+        new = {key: value for key, (_, value) in sizes.items()}
+        modules["ssps"] = make_ssps(hparams, train_data, new)
+        debug_changes.update({f"ssps_{k}": v for k, v in sizes.items()})
         run_on_main(seed_from_plain_run, args=[hparams])
+    if debug:
+        logger.info(
+            debug_run.describe_debug(
+                run_opts.get("debug_epochs", 2),
+                run_opts.get("debug_batches", 2),
+                debug_changes,
+                debug_notes,
+            )
+        )
 
     # Training
     brain = SSLBrain(
