@@ -16,7 +16,7 @@ Authors
 import csv
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 from speechbrain.utils.logger import get_logger
@@ -108,7 +108,11 @@ def _headers(paths: List[str]) -> List[Tuple[int, int]]:
     return infos
 
 
-def write_csv(path: str, rows: List[List[str]]) -> None:
+def write_csv(
+    path: str,
+    rows: List[List[str]],
+    header: Optional[Sequence[str]] = None,
+) -> None:
     """Writes a manifest atomically (temporary file, then rename).
 
     Arguments
@@ -117,6 +121,8 @@ def write_csv(path: str, rows: List[List[str]]) -> None:
         The CSV file.
     rows : list of list of str
         As returned by :func:`make_rows`.
+    header : sequence of str, optional
+        The column names (default: the training manifest's ``CSV_HEADER``).
 
     Example
     -------
@@ -128,6 +134,6 @@ def write_csv(path: str, rows: List[List[str]]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(CSV_HEADER)
+        writer.writerow(CSV_HEADER if header is None else list(header))
         writer.writerows(rows)
     os.replace(tmp, path)

@@ -24,7 +24,6 @@ Authors
 * SSPS recipe contributors 2025
 """
 
-import csv
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -32,6 +31,8 @@ import soundfile as sf
 from speechbrain.dataio.dataio import load_pkl, save_pkl
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
+
+from speechbrain_ssps.manifest_rows import write_csv
 
 logger = get_logger(__name__)
 
@@ -106,7 +107,7 @@ def prepare_musan(
         rows = _make_rows(
             os.path.join(musan_folder, category), musan_folder, sample_rate
         )
-        _write_csv(outputs[category], rows)
+        write_csv(outputs[category], rows, CSV_HEADER)
         logger.info(
             "MUSAN %s: %d files, %.1f h -> %s",
             category,
@@ -155,7 +156,7 @@ def prepare_rir(
         logger.info("RIR CSV %s is up to date; skipping.", output)
         return output
     rows = _make_rows(rir_folder, rir_folder, sample_rate)
-    _write_csv(output, rows)
+    write_csv(output, rows, CSV_HEADER)
     save_pkl(conf, opt_path)
     logger.info("RIR: %d files -> %s", len(rows), output)
     return output
@@ -262,16 +263,6 @@ def _header(path: str) -> Tuple[int, int, int]:
     except Exception as err:
         raise ValueError(f"Cannot read audio header of {path}: {err}") from err
     return info.frames, info.samplerate, info.channels
-
-
-def _write_csv(path: str, rows: List[List]) -> None:
-    """Writes a CSV atomically (temporary file, then rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_HEADER)
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def prepare_augmentations(hparams):
