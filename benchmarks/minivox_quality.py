@@ -14,7 +14,9 @@ budget (epochs, schedule, model, crops) and the same seeds:
   creation) instead of by the training steps of the epoch before;
 - ``ssps_paper``: both of the authors' choices, the fill pass and a
   positive queue of K entries (|Q'| = K, the paper's 25,000 = K) instead of
-  one epoch (|Q'| = N).
+  one epoch (|Q'| = N);
+- ``ssps_fn_mask`` (SimCLR only): SSPS with NT-Xent's negatives from the
+  anchor's own k-means cluster masked (``ssps_mask_false_negatives``).
 
 The plain phase is shared: every baseline is trained first, keeping each
 epoch's checkpoint, and SSPS, the oracle and ``ssps_logits`` continue from
@@ -136,7 +138,10 @@ CONDITIONS = (
     "ssps_logits",
     "ssps_fill_pass",
     "ssps_paper",
+    "ssps_fn_mask",
 )
+# Conditions that exist for one framework only (skipped for the others).
+FRAMEWORK_ONLY = {"ssps_logits": "dino", "ssps_fn_mask": "simclr"}
 
 # Every run of a framework uses the SSPS yaml's budget; the baseline uses the
 # plain yaml with the same number of epochs and schedule.
@@ -319,6 +324,12 @@ def condition_args(framework, condition, overrides):
         paper = {**overrides, "ssps_queue_size": overrides["ssps_num_clusters"]}
         args = [f"--{k}={v}" for k, v in paper.items()]
         return ssps_yaml, args + ["--ssps_fill=pass"]
+    if condition == "ssps_fn_mask":
+        if framework != "simclr":
+            raise ValueError("ssps_fn_mask only applies to simclr")
+        # NT-Xent negatives from the anchor's own k-means cluster masked
+        # (the authors' ssps_assignments; off in the plain ssps condition).
+        return ssps_yaml, args + ["--ssps_mask_false_negatives=True"]
     if condition == "ssps_logits":
         if framework != "dino":
             raise ValueError("ssps_logits only applies to dino")
@@ -524,6 +535,7 @@ def markdown_table(results):
         "ssps_logits": "SSPS, logit queue",
         "ssps_fill_pass": "SSPS, queues filled by a pass",
         "ssps_paper": "SSPS, filled by a pass, |Q'| = K",
+        "ssps_fn_mask": "SSPS, same-cluster negatives masked",
     }
     most = max(
         (s.get("num_seeds", 0) for c in results.values() for s in c.values()),
@@ -627,7 +639,7 @@ def main(argv=None):
     parser.add_argument(
         "--conditions",
         default=",".join(CONDITIONS),
-        help="ssps_logits is run for dino only",
+        help="ssps_logits is run for dino only, ssps_fn_mask for simclr",
     )
     parser.add_argument(
         "--corpus",
@@ -722,7 +734,7 @@ def main(argv=None):
         (framework, condition)
         for framework in frameworks
         for condition in conditions
-        if condition != "ssps_logits" or framework == "dino"
+        if FRAMEWORK_ONLY.get(condition, framework) == framework
     ]
     overrides = {}
     for framework in frameworks:

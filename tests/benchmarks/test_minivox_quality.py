@@ -84,6 +84,20 @@ def test_logit_queue_condition_stores_full_logits():
         bench.condition_args("simclr", "ssps_logits", overrides)
 
 
+def test_false_negative_masking_condition_is_ssps_plus_the_mask():
+    overrides = bench.run_overrides("simclr", bench.corpus_params())
+    yaml, args = bench.condition_args("simclr", "ssps_fn_mask", overrides)
+    ssps_yaml, ssps_args = bench.condition_args("simclr", "ssps", overrides)
+    assert yaml == ssps_yaml
+    assert as_dict(args) == {
+        **as_dict(ssps_args),
+        "ssps_mask_false_negatives": "True",
+    }
+    with pytest.raises(ValueError, match="only applies to simclr"):
+        bench.condition_args("dino", "ssps_fn_mask", overrides)
+    assert bench.FRAMEWORK_ONLY["ssps_fn_mask"] == "simclr"
+
+
 @pytest.mark.parametrize(
     "bad",
     [
