@@ -361,7 +361,9 @@ def write_training_curves(
 
     What a training script calls after each epoch's log line (on the main
     process). Nothing is drawn without ``train_log`` and ``output_folder``
-    in ``hparams``; a failure is logged as a warning, training goes on.
+    in ``hparams``, or with ``write_curves: False`` (the recipe tests'
+    tiny runs, where a redraw costs more than an epoch); a failure is
+    logged as a warning, training goes on.
 
     Arguments
     ---------
@@ -378,6 +380,8 @@ def write_training_curves(
     get = hparams.get if isinstance(hparams, Mapping) else (
         lambda key: getattr(hparams, key, None)
     )  # fmt: skip
+    if get("write_curves") is False:
+        return None
     log_path, folder = get("train_log"), get("output_folder")
     if not log_path or not folder or not os.path.isfile(log_path):
         return None

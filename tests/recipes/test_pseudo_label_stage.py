@@ -135,6 +135,7 @@ def test_pseudo_labels_train_export_verify_iterate(
         epochs = [line for line in f if line.startswith("epoch:")]
     assert [e.split(",")[0] for e in epochs] == ["epoch: 1", "epoch: 2"]
     assert "error_rate" in epochs[-1] and "nan" not in epochs[-1].lower()
+    assert os.path.getsize(os.path.join(out, "curves.png")) > 0
     augment = os.path.join(out, "save", "augment")
     for name in ("musan_noise", "musan_music", "musan_speech", "rir"):
         assert len(_rows(os.path.join(augment, f"{name}.csv"))) == 1, name

@@ -214,6 +214,18 @@ def test_write_training_curves_never_raises(resumed_log, tmp_path, caplog):
     missing.output_folder = str(tmp_path)
     assert write_training_curves(missing) is None
     assert write_training_curves(SimpleNamespace()) is None
+    # write_curves: False (the yamls' switch) draws nothing, True draws.
+    off = tmp_path / "off"
+    off.mkdir()
+    log = str(off / "train_log.txt")
+    with open(resumed_log, encoding="utf-8") as src:
+        with open(log, "w", encoding="utf-8") as dst:
+            dst.write(src.read())
+    switched = {"train_log": log, "output_folder": str(off)}
+    assert write_training_curves({**switched, "write_curves": False}) is None
+    assert not (off / "curves.png").exists()
+    assert write_training_curves({**switched, "write_curves": True})
+    assert_png(str(off / "curves.png"))
     # A failure is a warning, not an exception.
     bad = {"train_log": resumed_log, "output_folder": resumed_log}
     with caplog.at_level("WARNING"):
