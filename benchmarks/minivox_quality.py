@@ -364,7 +364,7 @@ def embedding_nmi(export_folder, test_csv, seed):
     from sklearn.metrics import normalized_mutual_info_score
 
     from speechbrain_ssps.embeddings import embed_utterances
-    from speechbrain_ssps.export import load_exported
+    from speechbrain_ssps.inference import load_exported
     from speechbrain_ssps.kmeans import spherical_kmeans
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))

@@ -53,7 +53,7 @@ def load_rows(train_csv):
 def embed(export_folder, rows, device="cpu"):
     """[N, D] embeddings of the manifest's utterances (whole files)."""
     from speechbrain_ssps.embeddings import embed_utterances
-    from speechbrain_ssps.export import load_exported
+    from speechbrain_ssps.inference import load_exported
 
     encoder = load_exported(export_folder, device)
     emb = embed_utterances(

@@ -25,8 +25,9 @@ its references are resolved as text with ``hyperpyyaml.resolve_references``
 and only the needed entries are read. SpeechBrain's ``Pretrainer`` loads
 non-strictly, so the exported state dict is checked against a freshly built
 encoder (same keys and shapes) before anything is written.
-:func:`load_exported` loads the result (``SpeakerRecognition.from_hparams``
-with ``source=export_folder`` and no network access).
+:func:`speechbrain_ssps.inference.load_exported` loads the result
+(``SpeakerRecognition.from_hparams`` with ``source=export_folder`` and no
+network access).
 
 Authors
 -------
@@ -419,36 +420,3 @@ def export_encoder(
         f"{export_folder}"
     )
     return export_folder
-
-
-def load_exported(export_folder: str, device: str = "cpu"):
-    """An exported encoder as SpeechBrain's ``SpeakerRecognition``, offline.
-
-    Arguments
-    ---------
-    export_folder : str
-        A folder written by :func:`export_encoder` (``hyperparams.yaml`` and
-        the encoder checkpoint).
-    device : str
-        Where the model runs, e.g. ``"cpu"`` or ``"cuda:0"``.
-
-    Returns
-    -------
-    speechbrain.inference.speaker.SpeakerRecognition
-        The loaded model (nothing is fetched from the network).
-    """
-    from speechbrain.inference.speaker import SpeakerRecognition
-    from speechbrain.utils.fetching import FetchConfig
-
-    export_folder = os.path.abspath(export_folder)
-    if not os.path.isfile(os.path.join(export_folder, "hyperparams.yaml")):
-        raise ValueError(
-            f"export_folder {export_folder} has no hyperparams.yaml "
-            "(run export.py first)"
-        )
-    return SpeakerRecognition.from_hparams(
-        source=export_folder,
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": device},
-    )

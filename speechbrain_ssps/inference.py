@@ -131,6 +131,45 @@ class CalibratedSpeakerRecognition(SpeakerRecognition):
         return score[0], decision[0]
 
 
+def _from_export(cls, export_folder: str, device: str):
+    """``cls.from_hparams`` on a local export folder, network off."""
+    from speechbrain.utils.fetching import FetchConfig
+
+    export_folder = os.path.abspath(export_folder)
+    if not os.path.isfile(os.path.join(export_folder, "hyperparams.yaml")):
+        raise ValueError(
+            f"export_folder {export_folder} has no hyperparams.yaml "
+            "(run export.py first)"
+        )
+    return cls.from_hparams(
+        source=export_folder,
+        savedir=None,
+        fetch_config=FetchConfig(allow_network=False),
+        run_opts={"device": device},
+    )
+
+
+def load_exported(
+    export_folder: str, device: str = "cpu"
+) -> SpeakerRecognition:
+    """An exported encoder as SpeechBrain's ``SpeakerRecognition``, offline.
+
+    Arguments
+    ---------
+    export_folder : str
+        A folder written by :func:`speechbrain_ssps.export.export_encoder`
+        (``hyperparams.yaml`` and the encoder checkpoint).
+    device : str
+        Where the model runs, e.g. ``"cpu"`` or ``"cuda:0"``.
+
+    Returns
+    -------
+    speechbrain.inference.speaker.SpeakerRecognition
+        The loaded model (nothing is fetched from the network).
+    """
+    return _from_export(SpeakerRecognition, export_folder, device)
+
+
 def load_verifier(
     export_folder: str, device: str = "cpu"
 ) -> CalibratedSpeakerRecognition:
@@ -150,15 +189,8 @@ def load_verifier(
         With ``threshold`` (float) and ``threshold_info`` (the content of
         ``threshold.json``: kind, trial list, source, metrics).
     """
-    from speechbrain.utils.fetching import FetchConfig
-
     info = load_threshold(export_folder)  # checks the weights' fingerprint
-    model = CalibratedSpeakerRecognition.from_hparams(
-        source=os.path.abspath(export_folder),
-        savedir=None,
-        fetch_config=FetchConfig(allow_network=False),
-        run_opts={"device": device},
-    )
+    model = _from_export(CalibratedSpeakerRecognition, export_folder, device)
     yaml_value = model.threshold
     if yaml_value is not None and abs(yaml_value - info["threshold"]) > 1e-9:
         raise ValueError(

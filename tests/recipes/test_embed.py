@@ -13,7 +13,7 @@ import torch
 from recipe_helpers import RECIPE, run_script
 from trained_export import train_and_export
 
-from speechbrain_ssps.export import load_exported
+from speechbrain_ssps.inference import load_exported
 
 sys.path.insert(0, RECIPE)
 

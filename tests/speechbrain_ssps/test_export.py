@@ -23,9 +23,9 @@ from speechbrain_ssps.embeddings import embed_utterances
 from speechbrain_ssps.export import (
     build_export_yaml,
     export_encoder,
-    load_exported,
     read_training_hparams,
 )
+from speechbrain_ssps.inference import load_exported
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes/VoxCeleb/SSPS"
 N_MELS, CHANNELS, EMB_DIM = 24, [8, 8, 8, 8, 24], 16

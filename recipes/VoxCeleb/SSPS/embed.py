@@ -37,7 +37,7 @@ from speechbrain_ssps.embed_files import (
     items_from_csv,
     items_from_folder,
 )
-from speechbrain_ssps.export import load_exported
+from speechbrain_ssps.inference import load_exported
 from speechbrain_ssps.thresholds import check_export_folder, model_fingerprint
 
 

@@ -46,7 +46,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.checkpoints import ENCODER_CKPT
 from speechbrain_ssps.embeddings import embed_utterances, feature_encoder
-from speechbrain_ssps.export import load_exported
+from speechbrain_ssps.inference import load_exported
 from speechbrain_ssps.pseudo_labels import (
     METHODS,
     cluster_embeddings,

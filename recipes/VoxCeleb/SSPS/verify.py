@@ -48,7 +48,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_ssps.embeddings import embed_utterances
-from speechbrain_ssps.export import load_exported as load_encoder
+from speechbrain_ssps.inference import load_exported as load_encoder
 from speechbrain_ssps.plots import plot_det, plot_score_histogram, plot_tsne
 from speechbrain_ssps.score_norm import as_norm, s_norm
 from speechbrain_ssps.scoring import compute_eer, compute_min_dcf
