@@ -38,7 +38,6 @@ Authors
 
 from __future__ import annotations
 
-import itertools
 from typing import Dict, List, Optional, Sequence
 
 import speechbrain as sb
@@ -150,11 +149,8 @@ class SSLBrain(sb.Brain):
                     "than the training set (per process) with drop_last"
                 )
             if self.debug:  # SpeechBrain ends each epoch at debug_batches
-                self.steps_per_epoch = min(
-                    self.steps_per_epoch, int(self.debug_batches)
-                )
-            factor = self.grad_accumulation_factor  # raises if > batches
-            precision.optimizer_steps_per_epoch(self.steps_per_epoch, factor)
+                self.steps_per_epoch = min(len(loader), int(self.debug_batches))
+            _ = self.optimizer_steps_per_epoch  # raises if factor > batches
         return loader
 
     def on_fit_start(self):
@@ -188,8 +184,9 @@ class SSLBrain(sb.Brain):
     @property
     def optimizer_steps_per_epoch(self) -> int:
         """Optimizer steps per epoch: batches // grad_accumulation_factor."""
-        factor = int(getattr(self, "grad_accumulation_factor", 1) or 1)
-        return max(1, int(self.steps_per_epoch or 1) // factor)
+        return precision.optimizer_steps_per_epoch(
+            self.steps_per_epoch or 1, self.grad_accumulation_factor
+        )
 
     def _total_steps(self) -> int:
         epochs = int(self.hparams.schedule_epochs)
@@ -405,10 +402,8 @@ class SSLBrain(sb.Brain):
             if ssps is not None and needs_fill_pass(
                 ssps, self.ssps_fill, self._epoch
             ):
-                loader = self._train_loader
-                if self.debug:  # as many batches as a debug epoch
-                    loader = itertools.islice(loader, int(self.debug_batches))
-                fill_pass(self, loader, self._epoch)
+                limit = int(self.debug_batches) if self.debug else None
+                fill_pass(self, self._train_loader, self._epoch, limit)
             if ssps is not None:
                 ssps.on_epoch_start(self._epoch)
 

@@ -25,6 +25,9 @@ Example
 
 from __future__ import annotations
 
+import itertools
+from typing import Optional
+
 import speechbrain as sb
 import torch
 
@@ -84,7 +87,9 @@ def needs_fill_pass(ssps, mode: str, epoch: int) -> bool:
 
 
 @torch.no_grad()
-def fill_pass(brain, loader, epoch: int) -> int:
+def fill_pass(
+    brain, loader, epoch: int, max_batches: Optional[int] = None
+) -> int:
     """Writes SSPS's queues in one eval-mode pass over ``loader``.
 
     SSPS is put in its filling epoch (``epoch - 1``, no clustering), every
@@ -101,6 +106,8 @@ def fill_pass(brain, loader, epoch: int) -> int:
         gathers them, so every rank ends with the same queues).
     epoch : int
         SSPS's first active epoch.
+    max_batches : int, optional
+        Stop after this many batches (``--debug``: a debug epoch's).
 
     Returns
     -------
@@ -113,7 +120,7 @@ def fill_pass(brain, loader, epoch: int) -> int:
     brain.modules.eval()
     batches = 0
     try:
-        for batch in loader:
+        for batch in itertools.islice(loader, max_batches):
             out = brain.compute_forward(batch, sb.Stage.TRAIN, fill=True)
             indices = batch.index.to(brain.device).long().reshape(-1)
             b = indices.numel()

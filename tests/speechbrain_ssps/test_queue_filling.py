@@ -118,3 +118,5 @@ def test_fill_pass_counts_its_batches():
     brain = make_brain("simclr", with_ssps=True, ssps_fill="pass")
     assert fill_pass(brain, _loader(), 2) == 2
     assert brain.modules["ssps"].epoch == 1  # filling state, not clustered
+    # --debug: no more batches than a debug epoch has.
+    assert fill_pass(brain, _loader(), 2, max_batches=1) == 1
