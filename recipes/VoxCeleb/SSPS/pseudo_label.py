@@ -34,6 +34,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -361,6 +362,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
 
 
 if __name__ == "__main__":
+    # No experiment folder here: progress and results go to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(name)s - %(message)s")
     try:
         main()
     except ValueError as error:

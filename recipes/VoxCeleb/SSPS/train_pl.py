@@ -176,10 +176,14 @@ def dataio_prep(hparams):
 
 
 def init_encoder(hparams):
-    """Loads ``init_from``'s exported encoder into ``embedding_model``."""
+    """Loads ``init_from``'s exported encoder into ``embedding_model``.
+
+    Returns the checkpoint loaded (None without ``init_from``); the caller
+    logs it once the experiment folder, and so logging, is set up.
+    """
     folder = hparams.get("init_from")
     if not folder:
-        return
+        return None
     path = os.path.join(folder, f"{ENCODER_CKPT}.ckpt")
     if not os.path.isfile(path):
         raise ValueError(
@@ -190,7 +194,7 @@ def init_encoder(hparams):
     model = hparams["embedding_model"]
     check_state_dict(model, state, f"--init_from {path}")
     model.load_state_dict(state, strict=True)
-    logger.info(f"Encoder initialised from {path}")
+    return path
 
 
 if __name__ == "__main__":
@@ -200,7 +204,7 @@ if __name__ == "__main__":
         hparams = load_hyperpyyaml(fin, overrides)
     try:
         train_data, label_encoder = dataio_prep(hparams)
-        init_encoder(hparams)
+        init_path = init_encoder(hparams)
     except ValueError as error:
         sys.exit(f"train_pl.py: error: {error}")
     sb.create_experiment_directory(
@@ -208,6 +212,8 @@ if __name__ == "__main__":
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if init_path:
+        logger.info(f"Encoder initialised from {init_path}")
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from augment_prepare import prepare_augmentations  # noqa: E402
