@@ -1,34 +1,23 @@
 """MiniVox pseudo-label benchmark: SSL -> pseudo labels -> stage two.
 
-On the quality benchmark's corpus (``minivox_quality.CORPUS``) with its
-synthetic MUSAN / RIR folders (unless ``--no-augmentation``), per seed:
+On the quality benchmark's corpus and synthetic MUSAN / RIR folders
+(unless ``--no-augmentation``), per seed: ``ssl_baseline`` (SimCLR, every
+epoch kept) and ``ssl_ssps`` (SSPS continuing its checkpoint at
+``ssps_start_epoch - 2``, as ``minivox_quality.py``); from each SSL export,
+pseudo labels (``pseudo_label.py``: K1 k-means clusters merged into K2) and
+``train_pl.py`` initialised from it (``pl_iter1_<ssl>``), then the same
+from that model (``pl_iter2_<ssl>``); and ``supervised``: ``train_pl.py``
+on the true labels from the baseline's export (the upper bound). Every
+stage-two run of a seed gets the same budget (only ``--train_csv``,
+``--output_folder``, ``--init_from`` differ); every run is exported and
+verified on the baseline's trial list. Finished runs are reused (an
+interrupted benchmark resumes); ``--jobs`` runs train at once, each once its
+inputs exist. Writes ``results.json`` (set-up, per-seed results, mean and
+sd per row of EER, minDCF and the labels' NMI / ARI with speakers and
+videos and video-dominated share) and ``results.md`` beside it.
 
-- ``ssl_baseline``: SimCLR (``minivox_simclr.yaml``), every epoch kept;
-- ``ssl_ssps``: SimCLR + SSPS continuing the baseline's checkpoint at
-  ``ssps_start_epoch - 2`` (as ``minivox_quality.py``: budget, K, queue);
-- ``pl_iter1_<ssl>``: pseudo labels from that SSL export
-  (``pseudo_label.py``: K1 k-means clusters merged into K2), then
-  ``train_pl.py`` initialised from the same export;
-- ``pl_iter2_<ssl>``: the same from the ``pl_iter1_<ssl>`` export;
-- ``supervised``: ``train_pl.py`` on the true labels, initialised from the
-  SSL baseline's export (the upper bound of stage two).
+Run (CPU: about 30 min a seed, one thread a run)::
 
-Every stage-two run of a seed gets the same budget: only ``--train_csv``,
-``--output_folder`` and ``--init_from`` differ. Every run is exported
-(``export.py``, last epoch) and verified (``verify.py``: cosine scoring of
-the trial list of the SSL baseline's prep folder). A run whose
-``verification/results.json`` exists is reused, so an interrupted
-benchmark resumes; ``--jobs`` runs train at once, each as soon as its
-inputs exist (the results do not depend on it).
-
-Writes ``results.json`` (the set-up, every seed's results, and per row the
-mean and sd over seeds of EER, minDCF and, for the rows trained on pseudo
-labels, NMI / ARI of these labels with speakers and videos and the share
-of video-dominated clusters) and ``results.md`` (the table) beside it.
-
-Run::
-
-    # CPU, 1 thread a run on 2 busy cores: about 30 min a seed (--jobs 1)
     python benchmarks/minivox_pseudo_labels.py --seeds 3 --jobs 2 \\
         --out results/minivox_pl/results.json
 
@@ -147,14 +136,8 @@ def seed_plan(
     device: str = "cpu",
     augmentation_args: Sequence[str] = (),
 ) -> List[Unit]:
-    """The runs of one seed, each after the runs it needs.
-
-    Returns
-    -------
-    list of dict
-        ``name`` (``<row>/<seed>``), ``row``, ``seed``, ``folder``,
-        ``needs`` (names) and ``steps``: ``(label, [script, *args])``.
-    """
+    """The runs of one seed: dicts of ``name`` (``<row>/<seed>``), ``row``,
+    ``seed``, ``folder``, ``needs`` (names), ``steps`` (label, args)."""
     units: List[Unit] = []
     base = os.path.join(work, FRAMEWORK, "baseline", str(seed))
     train_csv = f"{base}/save/train.csv"
@@ -225,12 +208,8 @@ def _load(path: str) -> dict:
 
 
 def finished(unit: Unit) -> Optional[Dict[str, object]]:
-    """The record of a verified run (reused as it is), else None.
-
-    Raises
-    ------
-    ValueError
-        When the record holds other steps (options) than the plan's.
+    """The record of a verified run (reused as it is), else None; a
+    ValueError when the record holds other steps (options) than the plan's.
     """
     folder, steps = str(unit["folder"]), json.loads(json.dumps(unit["steps"]))
     if not os.path.isfile(os.path.join(folder, "verification", "results.json")):
@@ -264,16 +243,11 @@ def run_unit(unit: Unit, work: str, runner: Runner) -> Dict[str, float]:
 def execute(
     units: Sequence[Unit], work: str, jobs: int = 1, runner: Runner = None
 ) -> Dict[str, Optional[Dict[str, object]]]:
-    """Runs every unfinished run, ``jobs`` at a time, each after its needs.
+    """Runs every unfinished run, ``jobs`` at a time, each after its needs;
+    the first failure stops new runs and is raised once the others end.
 
-    The first failure stops new runs; it is raised once the running ones
-    have ended.
-
-    Returns
-    -------
-    dict
-        Wall seconds per step of each run, in plan order (for a reused run
-        those of its record, with ``reused``; None without a record).
+    Returns wall seconds per step of each run, in plan order (a reused run:
+    those of its record with ``reused``, or None without a record).
     """
     runner, jobs = runner or quality.run, max(1, jobs)
     records = {str(u["name"]): finished(u) for u in units}
