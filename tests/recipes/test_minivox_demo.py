@@ -69,6 +69,18 @@ def test_ssps_options_go_to_the_ssps_run_only():
     )
     assert both == ["--lr=0.01"]
     assert ssps == ["--ssps_num_neighbors=2", "--dino_queue=logits"]
+    assert demo.split_overrides(["--ref_crop_seconds=3"]) == (
+        [],
+        ["--ref_crop_seconds=3"],
+    )
+
+
+def test_user_options_replace_the_demos():
+    _, ssps = demo.budget(demo.CORPUS)
+    merged = demo.merge_options(ssps, ["--ssps_num_clusters=200"])
+    assert merged.count("--ssps_num_clusters=200") == 1
+    assert not any(o.startswith("--ssps_num_clusters=4") for o in merged)
+    assert "--ssps_start_epoch=13" in merged
 
 
 def test_impossible_ssps_start_is_refused(tmp_path):

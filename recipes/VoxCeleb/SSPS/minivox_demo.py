@@ -131,14 +131,16 @@ def parse_corpus(overrides):
 def split_overrides(overrides):
     """Extra train.py options: (for both runs, for the SSPS run only).
 
-    ``--ssps_*`` and ``--dino_queue`` options exist in the SSPS yaml only.
+    ``--ssps_*``, ``--dino_queue`` and ``--ref_crop_seconds`` exist in the
+    SSPS yaml only.
 
     Examples
     --------
     >>> split_overrides(["--lr=0.002", "--ssps_num_neighbors=2"])
     (['--lr=0.002'], ['--ssps_num_neighbors=2'])
     """
-    ssps_only = [o for o in overrides if o.startswith(("--ssps_", "--dino_q"))]
+    ssps_keys = ("--ssps_", "--dino_queue", "--ref_crop_seconds")
+    ssps_only = [o for o in overrides if o.startswith(ssps_keys)]
     return [o for o in overrides if o not in ssps_only], ssps_only
 
 
@@ -149,6 +151,20 @@ REGIME_NOTE = (
     "time and SSPS reaches 0.63x the baseline's EER (SimCLR, 3 seeds); "
     "see benchmarks/minivox_quality.py and the recipe README."
 )
+
+
+def merge_options(defaults, extra):
+    """``defaults`` with the ``--key=value`` options of ``extra`` replacing
+    those of the same key (a key given twice is an error in hyperpyyaml).
+
+    Examples
+    --------
+    >>> merge_options(["--lr=0.1", "--seed=1"], ["--lr=0.2", "--debug"])
+    ['--seed=1', '--lr=0.2', '--debug']
+    """
+    keys = {option.split("=", 1)[0] for option in extra}
+    kept = [o for o in defaults if o.split("=", 1)[0] not in keys]
+    return kept + list(extra)
 
 
 def run(cmd, cwd=REPO):
@@ -341,6 +357,9 @@ def main(argv=None):
     start = time.time()
     shared, ssps_args = budget(corpus, args.epochs, args.ssps_start_epoch)
     extra_shared, extra_ssps = split_overrides(train_overrides)
+    # The user's options replace the demo's of the same key.
+    shared = merge_options(shared, extra_shared)
+    ssps_args = merge_options(ssps_args, extra_ssps)
     plain_yaml, ssps_yaml = YAMLS[args.framework]
     base_out = os.path.join(out, "baseline")
     ssps_out = os.path.join(out, "ssps")
@@ -359,7 +378,7 @@ def main(argv=None):
         data,
         base_out,
         augmentation,
-        shared + [f"--keep_checkpoints={keep}"] + extra_shared,
+        merge_options([f"--keep_checkpoints={keep}"], shared),
         tsne=False,
     )
     ssps_t = train_export_verify(
@@ -368,11 +387,7 @@ def main(argv=None):
         data,
         ssps_out,
         augmentation,
-        shared
-        + ssps_args
-        + [f"--continue_from={base_out}/save"]
-        + extra_shared
-        + extra_ssps,
+        shared + ssps_args + [f"--continue_from={base_out}/save"],
         tsne=True,
     )
     for key in base_t:
@@ -407,8 +422,8 @@ def main(argv=None):
         "epochs": args.epochs,
         "ssps_start_epoch": args.ssps_start_epoch,
         "train_overrides": {
-            "both": shared + extra_shared,
-            "ssps": ssps_args + extra_ssps,
+            "both": shared,
+            "ssps": ssps_args,
         },
         "results": rows,
         "verdict": verdict(rows),
