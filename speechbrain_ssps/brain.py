@@ -28,9 +28,8 @@ Expected hyperparameters (see ``recipes/VoxCeleb/SSPS/hparams/*.yaml``):
 ``lr_final``, ``lr_warmup_epochs``, ``lr_schedule`` (``cosine`` | ``step``),
 ``weight_decay``, ``weight_decay_end``, ``schedule_epochs``, ``clip_grad``,
 ``momentum_teacher``, ``momentum_teacher_end``, ``augment_prob``,
-``train_logger``, ``keep_checkpoints``, ``sync_batchnorm``, ``seed`` and,
-with SSPS, ``ssps_fill`` (:mod:`speechbrain_ssps.queue_filling`). The
-augmentations and the seeded crop pipeline are constructor arguments.
+``train_logger``, ``keep_checkpoints``, ``sync_batchnorm``, ``seed``, with SSPS
+``ssps_fill`` (:mod:`.queue_filling`); augmentations and crops: arguments.
 
 Authors
  * speechbrain-ssps contributors
