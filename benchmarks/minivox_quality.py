@@ -185,23 +185,9 @@ def run(cmd, cwd, log_file):
 
 def corpus_params(overrides=""):
     """``CORPUS`` with ``key=value,...`` overrides (keys as in CORPUS)."""
-    params = dict(CORPUS)
-    for item in filter(None, overrides.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or key.strip() not in CORPUS:
-            raise ValueError(
-                f"--corpus-params: {item!r} is not key=value with a key "
-                f"of {sorted(CORPUS)}"
-            )
-        key = key.strip()
-        try:  # the type of the default (int or float)
-            params[key] = type(CORPUS[key])(value.strip())
-        except ValueError:
-            raise ValueError(
-                f"--corpus-params: {key}={value!r} is not a "
-                f"{type(CORPUS[key]).__name__}"
-            ) from None
-    return params
+    from speechbrain_ssps.minivox.options import override_options
+
+    return override_options(CORPUS, overrides, "--corpus-params")
 
 
 def make_corpus(folder, log_file, params):
@@ -777,8 +763,7 @@ def main(argv=None):
         for phase in (first, rest):
             rows.update(zip(phase, pool.map(one, phase)))
     premise = {
-        f: premise_check(work, f, seeds[0], overrides[f])
-        for f in frameworks
+        f: premise_check(work, f, seeds[0], overrides[f]) for f in frameworks
     }
     results = {f: {} for f in frameworks}
     for framework, condition, seed in tasks:

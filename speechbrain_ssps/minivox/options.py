@@ -40,3 +40,31 @@ def _check_int(name: str, value: int, minimum: int, why: str = "") -> None:
         raise ValueError(
             f"{_opt(name)} must be at least {minimum}{why}, got {value}"
         )
+
+
+def override_options(defaults: dict, overrides: str, option: str) -> dict:
+    """``defaults`` with ``key=value,...`` overrides, each value of the type
+    of its default; a ValueError naming ``option`` for an unknown key or a
+    bad value (the corpus overrides of the demo and the benchmarks).
+
+    Example
+    -------
+    >>> override_options({"speakers": 20, "duration": 2.0}, "speakers=8", "-c")
+    {'speakers': 8, 'duration': 2.0}
+    """
+    params = dict(defaults)
+    for item in filter(None, (overrides or "").split(",")):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or key not in defaults:
+            raise ValueError(
+                f"{option}: {item!r} is not key=value with a key of "
+                f"{sorted(defaults)}"
+            )
+        try:
+            params[key] = type(defaults[key])(value)
+        except ValueError:
+            raise ValueError(
+                f"{option}: {key}={value!r} is not a "
+                f"{type(defaults[key]).__name__}"
+            ) from None
+    return params

@@ -109,23 +109,12 @@ def parse_corpus(overrides):
     >>> parse_corpus("speakers=8,videos=2")["speakers"]
     8
     """
-    corpus = dict(CORPUS)
-    for item in filter(None, (overrides or "").split(",")):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in CORPUS:
-            raise SystemExit(
-                f"--corpus: {item!r} is not key=value with a key of "
-                f"{sorted(CORPUS)}"
-            )
-        try:
-            corpus[key] = type(CORPUS[key])(value.strip())
-        except ValueError as err:
-            raise SystemExit(
-                f"--corpus: {key}={value!r} is not a "
-                f"{type(CORPUS[key]).__name__}"
-            ) from err
-    return corpus
+    from speechbrain_ssps.minivox.options import override_options
+
+    try:
+        return override_options(CORPUS, overrides, "--corpus")
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def split_overrides(overrides):
