@@ -34,7 +34,6 @@ Authors
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -173,11 +172,11 @@ def run(cmd, cwd=REPO):
 
 
 def last_epoch_stats(train_log):
-    """The ``train <name>: <value>`` pairs of the last line of the log."""
-    with open(train_log, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip()]
-    pairs = re.findall(r"train (\w+): ([-+0-9.eE]+)", lines[-1])
-    return {k: float(v) for k, v in pairs}
+    """The values logged for the last epoch of ``train_log.txt``."""
+    from speechbrain_ssps.curves import parse_train_log
+
+    epochs = parse_train_log(train_log)
+    return epochs[max(epochs)]
 
 
 def inference_example(export_folder, prep_folder):
