@@ -79,9 +79,7 @@ Unit = Dict[str, object]
 Runner = Callable[[List[str], str, str], float]
 
 
-def seed_list(num_seeds: int, offset: int = 0) -> List[int]:
-    """The seeds, as in ``minivox_quality.py``: ``1986 + offset + i``."""
-    return [1986 + offset + i for i in range(num_seeds)]
+seed_list = quality.seed_list  # the seeds: 1986 + offset + i
 
 
 def default_clusters(params: Dict[str, object]) -> Tuple[int, int]:

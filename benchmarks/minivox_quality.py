@@ -183,6 +183,11 @@ def run(cmd, cwd, log_file):
     return time.time() - start
 
 
+def seed_list(num_seeds, offset=0):
+    """The benchmark seeds: ``1986 + offset + i``."""
+    return [1986 + offset + i for i in range(num_seeds)]
+
+
 def corpus_params(overrides=""):
     """``CORPUS`` with ``key=value,...`` overrides (keys as in CORPUS)."""
     from speechbrain_ssps.minivox.options import override_options
@@ -698,7 +703,7 @@ def main(argv=None):
     work = os.path.abspath(args.work or os.path.splitext(out)[0] + "_runs")
     corpus = os.path.abspath(args.corpus or os.path.join(work, "corpus"))
     os.makedirs(work, exist_ok=True)
-    seeds = [1986 + args.seed_offset + i for i in range(args.seeds)]
+    seeds = seed_list(args.seeds, args.seed_offset)
 
     start = time.time()
     try:
