@@ -210,3 +210,25 @@ def test_file_going_bad_during_training_keeps_last_checkpoint(corpus, tmp_path):
     _train("simclr.yaml", data, out, 2, None)
     with open(os.path.join(out, "train_log.txt")) as f:
         assert len([ln for ln in f if ln.startswith("epoch:")]) == 2
+
+
+def test_continue_plain_run_with_a_fill_pass_starts_at_the_ssps_epoch(
+    corpus, tmp_path
+):
+    plain, ssps = str(tmp_path / "plain"), str(tmp_path / "ssps")
+    _train("simclr.yaml", corpus, plain, 2, None)
+    result = _train(
+        "simclr_ssps.yaml",
+        corpus,
+        ssps,
+        3,
+        3,
+        [f"--continue_from={plain}/save", "--ssps_fill=pass"],
+    )
+    assert "(epoch 2)" in result.stdout + result.stderr
+    with open(os.path.join(ssps, "train_log.txt")) as f:
+        epochs = [ln for ln in f if ln.startswith("epoch:")]
+    # The plain run's epoch 2 is the epoch before SSPS: the pass at the
+    # start of epoch 3 fills the queues and epoch 3 swaps positives.
+    assert [ln.split(",")[0] for ln in epochs] == ["epoch: 3"]
+    assert "coverage: 0.0000e+00" not in epochs[0]

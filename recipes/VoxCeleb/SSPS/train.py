@@ -242,20 +242,25 @@ def seed_from_plain_run(hparams):
     With ``continue_from`` set to the save folder of a plain DINO/SimCLR run
     and no checkpoint of our own yet, the latest checkpoint of that run up to
     epoch ``ssps_start_epoch - 2`` is copied, so that epoch
-    ``ssps_start_epoch - 1`` fills the queues as in a one-go run.
+    ``ssps_start_epoch - 1`` fills the queues as in a one-go run. With
+    ``ssps_fill: pass`` that epoch is a plain epoch (the queues are filled
+    by the pass at the start of ``ssps_start_epoch``), so checkpoints up to
+    ``ssps_start_epoch - 1`` qualify: SSPS starts from the plain run's own
+    model of that epoch, one epoch fewer to train.
     """
     source = hparams.get("continue_from")
     if not source or hparams["checkpointer"].list_checkpoints():
         return
     from speechbrain.utils.checkpoints import Checkpointer
 
-    last_plain = hparams["ssps_start_epoch"] - 2
+    plain_before = 1 if hparams.get("ssps_fill") == "pass" else 2
+    last_plain = hparams["ssps_start_epoch"] - plain_before
     found = Checkpointer(source).list_checkpoints()
     found = [c for c in found if int(c.meta.get("epoch", -1)) <= last_plain]
     if not found:
         raise ValueError(
             f"continue_from={source!r} holds no checkpoint of an epoch <= "
-            f"{last_plain} (ssps_start_epoch - 2)"
+            f"{last_plain} (ssps_start_epoch - {plain_before})"
         )
     best = max(found, key=lambda c: (int(c.meta["epoch"]), c.meta["unixtime"]))
     target = os.path.join(hparams["save_folder"], os.path.basename(best.path))
