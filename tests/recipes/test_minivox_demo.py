@@ -11,10 +11,13 @@ import importlib.util
 import json
 import math
 import os
+import sys
 
 import pytest
 from recipe_helpers import RECIPE, TINY
 
+# The demo imports its sibling demo_summary, as when it runs as a script.
+sys.path.insert(0, RECIPE)
 SPEC = importlib.util.spec_from_file_location(
     "minivox_demo", os.path.join(RECIPE, "minivox_demo.py")
 )
@@ -36,7 +39,19 @@ def test_budget_follows_the_corpus():
 
 
 def test_docstring_examples():
+    import demo_summary
+
     assert doctest.testmod(demo).failed == 0
+    assert doctest.testmod(demo_summary).failed == 0
+
+
+def test_the_ssps_run_continues_the_epoch_its_fill_mode_leaves_plain():
+    _, ssps = demo.budget(demo.CORPUS, epochs=16, ssps_start=13)
+    assert demo.continued_epoch(ssps, 13) == 12  # the demo fills by a pass
+    user = demo.merge_options(ssps, ["--ssps_fill=epoch"])
+    assert demo.continued_epoch(user, 13) == 11
+    assert "epochs 13-16 with SSPS" in demo.continuation_line(12, 13, 16)
+    assert "epoch 12 fills its queues" in demo.continuation_line(11, 13, 16)
 
 
 def test_verdict_reads_the_rows():
@@ -121,11 +136,30 @@ def test_tiny_demo_end_to_end(tmp_path, monkeypatch):
     assert 0.0 <= ssps["speaker_acc"] <= 1.0
     assert "speaker_acc" not in base
     assert "--ssps_num_clusters=8" in record["train_overrides"]["ssps"]
-    # SSPS continued the baseline's epoch 1 (ssps_start_epoch - 2).
+    # SSPS continued the baseline's epoch 2 (ssps_start_epoch - 1: its
+    # queues are filled by a pass, not by a training epoch).
+    assert "--ssps_fill=pass" in record["train_overrides"]["ssps"]
     with open(out / "ssps" / "train_log.txt", encoding="utf-8") as f:
         epochs = [line.split(",")[0] for line in f if line.strip()]
-    assert epochs == ["epoch: 2", "epoch: 3"]
+    assert epochs == ["epoch: 3"]
     for run in ("baseline", "ssps"):
         assert os.path.isfile(out / run / "export" / "hyperparams.yaml")
     assert os.path.isfile(out / "ssps" / "verification" / "results.json")
+    # The user's OMP_NUM_THREADS is kept and recorded.
+    assert record["threads"] == "1"
+
     assert record["verdict"] == demo.verdict(record["results"])
+
+
+def test_steps_get_all_cores_unless_the_user_sets_threads(monkeypatch):
+    check = "import os, sys; sys.exit(os.environ['OMP_NUM_THREADS'] != '{}')"
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    demo.run([sys.executable, "-c", check.format(2)])
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 32)
+    demo.run([sys.executable, "-c", check.format(demo.DEMO_THREADS)])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    demo.run([sys.executable, "-c", check.format(1)])
+    # A step whose environment differs fails the demo.
+    with pytest.raises(SystemExit, match="step failed"):
+        demo.run([sys.executable, "-c", check.format(3)])
