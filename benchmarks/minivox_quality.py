@@ -20,13 +20,14 @@ budget (epochs, schedule, model, crops) and the same seeds:
 
 The plain phase is shared: every baseline is trained first, keeping each
 epoch's checkpoint, and SSPS, the oracle and ``ssps_logits`` continue from
-its checkpoint at ``ssps_start_epoch - 2`` (train.py's ``continue_from``),
-so all conditions of a seed start SSPS from the same base model and the
-plain epochs are trained once (``--independent-plain``: every run from
-scratch). Every run augments its views with MiniVox's synthetic MUSAN and
-RIR folders (generated once under the work folder with another seed than
-the corpus; ``--no-augmentation`` turns them off), as the paper does with
-the real ones.
+its checkpoint at ``ssps_start_epoch - 2`` (train.py's ``continue_from``;
+``ssps_start_epoch - 1`` for the fill-pass conditions, whose epoch before
+SSPS is a plain one), so all conditions of a seed start SSPS from the same
+base model and the plain epochs are trained once (``--independent-plain``:
+every run from scratch). Every run augments its views with MiniVox's
+synthetic MUSAN and RIR folders (generated once under the work folder with
+another seed than the corpus; ``--no-augmentation`` turns them off), as the
+paper does with the real ones.
 
 Each run is ``train.py`` + ``export.py`` + ``verify.py`` (cosine scoring of
 the MiniVox trial list). The benchmark then embeds every test utterance with
@@ -481,7 +482,8 @@ def plain_sharing_args(framework, condition, seed, work, overrides):
 
     The baseline keeps all its epoch checkpoints; every other condition
     starts from the baseline's save folder (``--continue_from``), whose
-    checkpoint at ``ssps_start_epoch - 2`` train.py copies.
+    checkpoint at ``ssps_start_epoch - 2`` train.py copies (``- 1`` with
+    ``--ssps_fill=pass``).
     """
     if condition == "baseline":
         return [f"--keep_checkpoints={overrides['number_of_epochs']}"]
@@ -785,7 +787,8 @@ def main(argv=None):
         "corpus": params,
         "budget": budget,
         "plain_phase": "shared: SSPS and oracle continue from the "
-        "baseline's checkpoint at ssps_start_epoch - 2"
+        "baseline's checkpoint at ssps_start_epoch - 2 (- 1 with the "
+        "fill pass)"
         if share
         else "independent: every condition trains from scratch",
         "augmentation": augmentation,
