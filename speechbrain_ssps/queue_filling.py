@@ -50,6 +50,28 @@ def check_fill_mode(mode: str) -> str:
     return mode
 
 
+def last_plain_epoch(start_epoch: int, mode: str) -> int:
+    """The last epoch whose model a run continued with SSPS may start from.
+
+    With ``epoch`` the epoch before ``start_epoch`` fills the queues, so a
+    plain run's checkpoint up to ``start_epoch - 2`` is continued; with
+    ``pass`` that epoch is plain and ``start_epoch - 1`` qualifies.
+
+    Arguments
+    ---------
+    start_epoch : int
+        ``ssps_start_epoch``.
+    mode : str
+        One of :data:`FILL_MODES`.
+
+    Example
+    -------
+    >>> last_plain_epoch(13, "epoch"), last_plain_epoch(13, "pass")
+    (11, 12)
+    """
+    return start_epoch - (1 if check_fill_mode(mode) == "pass" else 2)
+
+
 def fills_during_steps(ssps, mode: str) -> bool:
     """Whether this epoch's training steps go through ``SSPS.step``.
 

@@ -128,11 +128,13 @@ def continued_epoch(ssps_args, ssps_start):
     >>> continued_epoch(["--ssps_fill=pass", "--ssps_fill=epoch"], 13)
     11
     """
+    from speechbrain_ssps.queue_filling import last_plain_epoch
+
     fill = "epoch"
     for arg in ssps_args:
         if arg.startswith("--ssps_fill="):
             fill = arg.split("=", 1)[1]
-    return ssps_start - (1 if fill == "pass" else 2)
+    return last_plain_epoch(ssps_start, fill)
 
 
 def parse_corpus(overrides):
@@ -198,6 +200,12 @@ def demo_threads(cpus=None):
     return max(1, min(DEMO_THREADS, cpus or 1))
 
 
+def step_threads():
+    """``OMP_NUM_THREADS`` of every step: the user's, else
+    :func:`demo_threads`."""
+    return os.environ.get("OMP_NUM_THREADS", str(demo_threads()))
+
+
 def run(cmd, cwd=REPO):
     """Runs one step, streaming its output; stops the demo if it fails.
 
@@ -207,8 +215,7 @@ def run(cmd, cwd=REPO):
     """
     print(f"\n$ {' '.join(cmd)}", flush=True)
     start = time.time()
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(demo_threads()))
+    env = dict(os.environ, OMP_NUM_THREADS=step_threads())
     result = subprocess.run(cmd, cwd=cwd, env=env)
     if result.returncode != 0:
         sys.exit(f"step failed ({result.returncode}): {' '.join(cmd)}")
@@ -389,7 +396,7 @@ def main(argv=None):
         "results": rows,
         "verdict": verdict(rows),
         "seconds": {**timings, "total": total},
-        "threads": os.environ.get("OMP_NUM_THREADS", str(demo_threads())),
+        "threads": step_threads(),
         "cpus": os.cpu_count(),
     }
     with open(

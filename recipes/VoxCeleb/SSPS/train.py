@@ -55,6 +55,7 @@ from speechbrain_ssps.preflight import (
     check_run_precision,
     check_training_options,
 )
+from speechbrain_ssps.queue_filling import last_plain_epoch
 from speechbrain_ssps.ssps import SSPSOptionError, label_oracle
 
 logger = get_logger(__name__)
@@ -253,14 +254,15 @@ def seed_from_plain_run(hparams):
         return
     from speechbrain.utils.checkpoints import Checkpointer
 
-    plain_before = 1 if hparams.get("ssps_fill") == "pass" else 2
-    last_plain = hparams["ssps_start_epoch"] - plain_before
+    start = hparams["ssps_start_epoch"]
+    fill = hparams.get("ssps_fill") or "epoch"  # as SSLBrain reads it
+    last_plain = last_plain_epoch(start, fill)
     found = Checkpointer(source).list_checkpoints()
     found = [c for c in found if int(c.meta.get("epoch", -1)) <= last_plain]
     if not found:
         raise ValueError(
             f"continue_from={source!r} holds no checkpoint of an epoch <= "
-            f"{last_plain} (ssps_start_epoch - {plain_before})"
+            f"{last_plain} (ssps_start_epoch - {start - last_plain})"
         )
     best = max(found, key=lambda c: (int(c.meta["epoch"]), c.meta["unixtime"]))
     target = os.path.join(hparams["save_folder"], os.path.basename(best.path))
