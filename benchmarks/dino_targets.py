@@ -160,17 +160,16 @@ def target_stats(
 
 
 def find_checkpoint(save_folder: str, epoch: Optional[int]):
-    """The checkpoint of ``epoch`` (the latest one when None)."""
-    from speechbrain.utils.checkpoints import Checkpointer
+    """The end-of-epoch checkpoint of ``epoch`` (the latest when None)."""
+    from speechbrain_ssps.checkpoints import find_epoch_checkpoints
 
-    found = Checkpointer(save_folder).list_checkpoints()
+    found = find_epoch_checkpoints(save_folder)
     if epoch is not None:
-        found = [c for c in found if int(c.meta.get("epoch", -1)) == epoch]
+        found = [c for c in found if c.meta.get("epoch") == epoch]
     if not found:
         what = f"epoch {epoch}" if epoch is not None else "any epoch"
         raise ValueError(f"{save_folder}: no checkpoint of {what}")
-    best = max(found, key=lambda c: (int(c.meta["epoch"]), c.meta["unixtime"]))
-    return best
+    return found[-1]
 
 
 def load_run(run: str, checkpoint: str):
@@ -212,15 +211,20 @@ def read_crops(rows: List[dict], num_samples: int, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def logits(hparams, encoder, head, wavs: torch.Tensor, batch_size: int):
-    """[N, out] head outputs of ``encoder`` on ``wavs`` [N, T], batched."""
+    """[N, out] head outputs of ``encoder`` on ``wavs`` [N, T], batched.
+
+    Features and normalisation are the run's, through the library's
+    :func:`~speechbrain_ssps.embeddings.feature_encoder`.
+    """
+    from speechbrain_ssps.embeddings import feature_encoder
+
+    encode = feature_encoder(
+        hparams["compute_features"], hparams["mean_var_norm"], encoder
+    )
     out = []
-    for start in range(0, wavs.shape[0], batch_size):
-        chunk = wavs[start : start + batch_size]
+    for chunk in wavs.split(batch_size):
         lengths = torch.ones(chunk.shape[0])
-        feats = hparams["mean_var_norm"](
-            hparams["compute_features"](chunk), lengths
-        )
-        out.append(head(encoder(feats).squeeze(1)))
+        out.append(head(encode(chunk, lengths).squeeze(1)))
     return torch.cat(out)
 
 
